@@ -1,0 +1,34 @@
+"""dcmpnet_core: DCMPNet (CVPR 2024) dehazing + depth in pure PyTorch. Never imports ROS.
+
+Names are imported lazily, so ``import dcmpnet_core`` (and the CLI's ``--help``) stays fast
+until a model is actually used.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "DCMPNet": "model", "DCMPNetOutput": "model",
+    "DehazeNet": "dehaze_net", "DehazeOutput": "dehaze_net",
+    "DepthNet": "depth_net",
+    "ModelConfig": "config", "DehazeNetConfig": "config", "DepthNetConfig": "config", "VARIANTS": "config",
+    "get_variant": "config", "ConfigError": "config",
+    "CheckpointError": "upstream",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dcmpnet_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,143 @@
+"""The project checkpoint: one file with both networks, the model config and the depth convention.
+
+Layout (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
+
+    {"format": "dcmpnet_ros.checkpoint", "version": 1,
+     "config": {...ModelConfig as plain dict...},
+     "depth_kind": "relative_depth" | "relative_disparity",
+     "dehaze_net": state_dict, "depth_net": state_dict,
+     "meta": {str: str | int | float | bool}}
+
+Writes are atomic (temporary file + rename), so an interrupted save never leaves a broken file.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .upstream import CheckpointError
+
+FORMAT = "dcmpnet_ros.checkpoint"
+VERSION = 1
+DEPTH_KINDS = ("relative_depth", "relative_disparity")
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir():
+        raise CheckpointError(f"checkpoint {str(p)!r} is a directory, not a file")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(p)!r} is empty (0 bytes)")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch.load raises many types for bad input; classify them for the user
+        msg = str(exc)
+        first = next((line.strip() for line in msg.splitlines() if line.strip()), type(exc).__name__)
+        if "GLOBAL" in msg or "Unsupported global" in msg:
+            what = next((line.strip() for line in msg.splitlines() if "GLOBAL" in line), "")
+            raise CheckpointError(
+                f"refused to load {str(p)!r}: it contains pickled objects other than tensors and plain "
+                f"containers, which could run code when loaded ({what}); only weights-only checkpoints "
+                "are accepted"
+            ) from None
+        if zipfile.is_zipfile(p) or "zip archive" in msg or "central directory" in msg:
+            raise CheckpointError(f"{str(p)!r} is truncated or corrupt ({first})") from None
+        if isinstance(exc, (pickle.UnpicklingError, KeyError, EOFError, RuntimeError, ValueError, OSError,
+                            zipfile.BadZipFile, UnicodeDecodeError)):
+            unrecognised = isinstance(exc, KeyError) or "Weights only load failed" in first
+            detail = "unrecognised content" if unrecognised else first[:120]
+            raise CheckpointError(f"{str(p)!r} is not a PyTorch checkpoint ({detail})") from None
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """Save to a temporary file beside ``path``, then rename over it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def build_checkpoint(config: Mapping, dehaze_sd: Mapping[str, torch.Tensor], depth_sd: Mapping[str, torch.Tensor],
+                     depth_kind: str, meta: Mapping[str, Any] | None = None, half: bool = False) -> dict:
+    if depth_kind not in DEPTH_KINDS:
+        raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
+
+    def store(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, v in sd.items():
+            v = v.detach().cpu()
+            out[k] = v.half() if half and v.is_floating_point() else v.clone()
+        return out
+
+    clean_meta = {}
+    for k, v in (meta or {}).items():
+        if not isinstance(v, (str, int, float, bool)) and v is not None:
+            v = str(v)
+        clean_meta[str(k)] = v
+    return {"format": FORMAT, "version": VERSION, "config": dict(config), "depth_kind": depth_kind,
+            "dehaze_net": store(dehaze_sd), "depth_net": store(depth_sd), "meta": clean_meta}
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load and validate the top level of a project checkpoint."""
+    obj = safe_torch_load(path, map_location)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a DCMPNet checkpoint")
+    if obj.get("format") != FORMAT:
+        if "dehaze_net" in obj or "depth_net" in obj:
+            raise CheckpointError(
+                f"{str(path)!r} looks like an original DCMPNet release checkpoint (it has "
+                f"{sorted(k for k in ('dehaze_net', 'depth_net') if k in obj)}); convert the pair first: "
+                "dcmpnet convert --dehaze DIACMPN-dehaze-X.pth --depth DIACMPN-depth-X.pth -o model.pt"
+            )
+        keys = sorted(map(str, obj))[:10]
+        raise CheckpointError(f"{str(path)!r} is not a DCMPNet checkpoint (top-level keys: {keys})")
+    if obj.get("version") != VERSION:
+        raise CheckpointError(f"{str(path)!r} has checkpoint version {obj.get('version')!r}; "
+                              f"this dcmpnet_ros reads version {VERSION}")
+    for key in ("config", "dehaze_net", "depth_net"):
+        if not isinstance(obj.get(key), Mapping):
+            raise CheckpointError(f"{str(path)!r} is missing its {key!r} section")
+    if obj.get("depth_kind") not in DEPTH_KINDS:
+        raise CheckpointError(f"{str(path)!r}: depth_kind {obj.get('depth_kind')!r} is not one of {DEPTH_KINDS}")
+    return dict(obj)
+
+
+def load_state_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict`` that reports every missing, unexpected and misshaped key in one error."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    misshaped = [f"{k}: {tuple(sd[k].shape)} (expected {tuple(expected[k].shape)})"
+                 for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    for name, items in (("missing", missing), ("unexpected", unexpected), ("with wrong shape", misshaped)):
+        if items:
+            problems.append(f"{len(items)} {name}: " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
+    if problems:
+        raise CheckpointError(f"{what} weights do not fit the network: " + " | ".join(problems))
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{what} weights contain NaN or Inf in {len(bad)} tensor(s): " + ", ".join(bad[:10]))
+    with torch.no_grad():
+        for k, v in expected.items():
+            v.copy_(sd[k].to(v.dtype))

@@ -1,0 +1,18 @@
+"""Entry point of the ``dcmpnet`` command: the core commands plus the ROS-message ones."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from dcmpnet_core.cli import run
+
+# Commands that work on ROS messages (rosbag2 files) live beside the conversion code they use.
+ROS_COMMANDS: list = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(argv, extra=ROS_COMMANDS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""dcmpnet_ros: an ament_python package that also installs with plain pip (no ROS needed)."""
+import importlib.util
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "dcmpnet_ros"
+
+
+def opencv_requirement() -> list:
+    # ROS machines get OpenCV from apt (python3-opencv), which carries no pip metadata; requiring a
+    # pip OpenCV there would make console scripts fail their requirement check or install a second cv2.
+    if importlib.util.find_spec("cv2") is not None:
+        return []
+    return ["opencv-python-headless>=4.5"]
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="DCMPNet dehazing + depth estimation for ROS 2 and plain Python",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["dcmpnet_core", "dcmpnet_core.*", "dcmpnet_ros", "dcmpnet_ros.*"]),
+    package_data={"dcmpnet_core": ["weights/*.pt", "weights/*.json", "configs/*.yaml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        "setuptools",
+        "numpy>=1.21",
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "timm>=0.9.2",
+        "pyyaml>=5.4",
+        "tqdm>=4.60",
+        "rosbags>=0.9.20",
+        "scikit-image>=0.19",
+        *opencv_requirement(),
+    ],
+    extras_require={
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16", "onnxscript>=0.1"],
+        "tensorboard": ["tensorboard>=2.10"],
+        "dev": [
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "catkin_pkg>=0.5",
+            "pytorch-msssim>=1.0",
+            "mcap>=1.1",
+            "mcap-ros2-support>=0.5",
+            "onnx>=1.14",
+            "onnxruntime>=1.16",
+            "onnxscript>=0.1",
+            "tensorboard>=2.10",
+            "ruff>=0.5",
+        ],
+    },
+    zip_safe=False,
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "dcmpnet = dcmpnet_ros.cli:main",
+            "dehaze_node = dcmpnet_ros.node:main",
+        ],
+    },
+)

@@ -1,0 +1,25 @@
+"""dcmpnet_core never imports ROS; the ROS-free parts of dcmpnet_ros do not import rclpy."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+ROS_MODULES = ("rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "diagnostic_msgs", "launch_ros", "rosidl_runtime_py")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    return set(res.stdout.split())
+
+
+def test_core_loads_no_ros_module():
+    mods = _loaded_after("import dcmpnet_core, dcmpnet_core.model, dcmpnet_core.cli")
+    assert "dcmpnet_core" in mods
+    assert not {m for m in mods if m.split(".")[0] in ROS_MODULES}
+
+
+def test_cli_help_is_fast_and_ros_free():
+    mods = _loaded_after("import dcmpnet_ros.cli")
+    assert not {m for m in mods if m.split(".")[0] in ROS_MODULES}
+    assert "torch" not in mods, "the CLI parser must not import torch before a command runs"
