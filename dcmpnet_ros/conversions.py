@@ -355,7 +355,7 @@ def _decode_compressed(msg: Any, max_pixels: int) -> DecodedImage:
             raise _reject("unsupported_format", "CompressedImage.data", "a JPEG or PNG stream", f"a {kind} stream")
         raise _reject("corrupt_compressed", "CompressedImage.data", "a JPEG (FF D8 FF) or PNG signature",
                       f"first bytes {data[:8].hex(' ')}")
-    _check_dims(width, height, max_pixels, "CompressedImage header")
+    _check_dims(width, height, max_pixels, "CompressedImage.data header")
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise _reject("corrupt_compressed", "CompressedImage.data", f"a decodable {width} x {height} image",

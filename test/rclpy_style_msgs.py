@@ -25,8 +25,8 @@ def _make(name: str, fields: list, constants: dict | None = None) -> type:
     slots = ["_" + f[0] for f in fields]
 
     def __init__(self, **kwargs):
-        assert all("_" + key in self.__slots__ for key in kwargs), \
-            "Invalid arguments passed to constructor: %s" % ", ".join(sorted(k for k in kwargs if "_" + k not in slots))
+        unknown = sorted(k for k in kwargs if "_" + k not in slots)
+        assert not unknown, "Invalid arguments passed to constructor: " + ", ".join(unknown)
         for fname, kind, arg in fields:
             if kind == "u8seq":
                 setattr(self, fname, array.array("B", kwargs.get(fname, [])))
@@ -57,7 +57,7 @@ def _make(name: str, fields: list, constants: dict | None = None) -> type:
         return True
 
     def __repr__(self):
-        return "%s(%s)" % (name, ", ".join(f"{f}={getattr(self, f)!r}" for f, _, _ in fields))
+        return name + "(" + ", ".join(f"{f}={getattr(self, f)!r}" for f, _, _ in fields) + ")"
 
     ns = {"__slots__": slots, "__init__": __init__, "__eq__": __eq__, "__repr__": __repr__, "__hash__": None,
           "_fields_and_field_types": {f: k for f, k, _ in fields}}
