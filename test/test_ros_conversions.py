@@ -411,3 +411,15 @@ def test_copy_camera_info_empty_distortion(k):
 
 def test_header_key(k):
     assert header_key(k.header(3, 4, "x")) == (3, 4, "x")
+
+
+def test_ros_free_modules_import_neither_ros_nor_torch():
+    """The node's helpers must load on a ROS machine without torch and off ROS without rclpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import dcmpnet_ros.conversions, dcmpnet_ros.frame_queue, dcmpnet_ros.diagnostics, "
+            "dcmpnet_ros.params; print(' '.join(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    roots = {m.split(".")[0] for m in res.stdout.split()}
+    assert not roots & {"rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "diagnostic_msgs", "torch", "dcmpnet_core"}
