@@ -55,9 +55,14 @@ class MessageRejected(ValueError):
     def __init__(self, reason: str, message: str, field: str = "", expected: Any = None, actual: Any = None):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.detail = message
         self.field = field
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self):
+        # keeps the attributes when the exception crosses a process boundary (multiprocessing, pickle)
+        return MessageRejected, (self.reason, self.detail, self.field, self.expected, self.actual)
 
 
 def _reject(reason: str, field: str, expected: Any, actual: Any, extra: str = "") -> MessageRejected:
@@ -388,6 +393,13 @@ def _decode_compressed(msg: Any, max_pixels: int) -> DecodedImage:
     else:
         source = ("mono" if channels == 1 else "bgr") + ("16" if img.dtype == np.uint16 else "8")
     return DecodedImage(rgb, source)
+
+
+def decode_message(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """:func:`decode_compressed` for a CompressedImage (has ``format``), else :func:`decode_image`."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return decode_compressed(msg, max_pixels)
+    return decode_image(msg, max_pixels)
 
 
 # ------------------------------------------------------------------------------------------------------ encode
