@@ -234,7 +234,8 @@ class Dehazer:
     always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "fp16" |
     "bf16".  ``max_pixels``: run the backend on at most this many pixels per frame (>= 256).
     ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
-    selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`.
+    selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`.  The model is put
+    in eval mode and moved / cast **in place** (not copied), like ``model.to(device)``.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",

@@ -140,6 +140,10 @@ def test_argument_errors(tmp_path, weights):
     assert res.returncode == 2 and "inference_scale must be a number in (0, 1], got 2.0" in res.stderr
     res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt")
     assert res.returncode == 2 and "does not exist" in res.stderr
+    if not torch.cuda.is_available():
+        res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--weights", weights, "--device", "cuda")
+        assert res.returncode == 2
+        assert "device 'cuda' was requested but CUDA is not available (torch.cuda.is_available() is False" in res.stderr
 
 
 def test_max_pixels_and_small_image_reported(tmp_path, weights):
