@@ -18,6 +18,7 @@ for a dynamic model.  Weights are exported in float32; reduced precision is the 
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -77,7 +78,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
         raise ValueError(f"export size must be at least 16x16, got {height}x{width}")
     import onnx
 
-    model = model.float().eval().cpu()
+    model = copy.deepcopy(model).float().eval().cpu()         # the caller's model stays where it is
     whole = _Whole(model).eval()
     shape = (_DYNAMIC_SAMPLE[0], 3, *_DYNAMIC_SAMPLE[1:]) if dynamic else (1, 3, height, width)
     generator = torch.Generator().manual_seed(0)

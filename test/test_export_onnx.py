@@ -88,6 +88,8 @@ def test_dynamic_export_runs_other_sizes_and_batches(tmp_path):
         assert dehazed.shape == (len(names), 3, *hw) and depth.shape == (len(names), 1, *hw)
         np.testing.assert_allclose(dehazed, ref_dehazed, atol=1e-4, rtol=0, err_msg=str(hw))
         np.testing.assert_allclose(depth, ref_depth, atol=1e-4, rtol=0, err_msg=str(hw))
+    with pytest.raises(Exception, match="Pad"):        # the documented lower limit is real
+        run_onnx(path, photo_batch((DYNAMIC_MIN_SIDE - 1, 64)))
 
 
 def _dcmpnet(*args, env=None):
