@@ -95,6 +95,7 @@ class FrameEvent(NamedTuple):
     ``rgb``: (H,W,3) uint8 decoded input; ``result``: the engine's DehazeResult (``dehazed`` (H,W,3) uint8 RGB,
     ``depth`` (H,W) float32 relative depth in (0, 1]); ``index``: 0-based count of frames output for ``topic``;
     ``log_time_ns``: the bag's receive timestamp; ``stamp``: (sec, nanosec) of the header; ``frame_id``.
+    The arrays are shared with the writer thread: read them, copy them, but do not modify them in place.
     """
 
     topic: str
@@ -162,6 +163,7 @@ class ReplaySummary:
     engine: str
     topics: list[TopicReport]
     copied: dict[str, int] = field(default_factory=dict)        # topic -> messages copied unchanged
+    not_copied: dict[str, str] = field(default_factory=dict)    # topic -> why --copy-all-topics could not copy it
     camera_info_skipped: DropCounter = field(default_factory=DropCounter)
     wall_s: float = 0.0
     inference_s: float = 0.0
@@ -213,6 +215,8 @@ class ReplaySummary:
                 f"{r} {n}" for r, n in self.camera_info_skipped.counts().items()))
         if self.copied:
             lines.append(f"  copied unchanged: {len(self.copied)} topics, {sum(self.copied.values())} messages")
+        for topic, why in self.not_copied.items():
+            lines.append(f"  NOT copied: {topic} ({why[:200]})")
         fps = self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
         infer_pct = 100.0 * self.inference_s / self.wall_s if self.wall_s > 0 else 0.0
         lines.append(f"frames: {self.frames_in} in, {self.frames_out} out, {self.skipped} skipped")
@@ -596,15 +600,20 @@ class BagReplay:
                     offered_qos_profiles=self._qos(topics[p["camera_info"]].connections))
             outs_by_topic[name] = entry
         copies: dict[tuple[int, int], tuple[Any, Callable]] = {}
+        not_copied: dict[str, str] = {}
         if self.copy_all_topics:
             from rosbags.convert.converter import create_connections_converters
 
-            with contextlib.redirect_stdout(io.StringIO()):   # rosbags reports type migrations by printing
-                connmap, convmap = create_connections_converters(
-                    reader.connections, None if reader.is2 else self.out_ts, reader, writer)
             for conn in reader.connections:
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):   # rosbags reports type migrations by printing
+                        connmap, convmap = create_connections_converters(
+                            [conn], None if reader.is2 else self.out_ts, reader, writer)
+                except Exception as exc:   # noqa: BLE001 - e.g. a custom type whose definition the bag lacks
+                    not_copied[conn.topic] = f"{conn.msgtype}: {type(exc).__name__}: {exc}"
+                    continue
                 copies[(conn.id, id(conn.owner))] = (connmap[(conn.id, conn.owner)], convmap[conn.msgtype])
-        return {"outputs": outs_by_topic, "copies": copies}
+        return {"outputs": outs_by_topic, "copies": copies, "not_copied": not_copied}
 
     def _replay(self, reader: Any, writer: Any, plan: dict[str, dict[str, Any]], summary: ReplaySummary) -> None:
         topics = reader.topics
@@ -612,25 +621,27 @@ class BagReplay:
         # Frames recorded before the first camera_info get the first one (intrinsics do not change in a recording).
         camera_info = {ci: self._first_camera_info(reader, topics[ci].connections) for ci in ci_topics}
         wstage = _WriterStage(writer, lambda w: self._setup_writer(w, reader, plan), self.QUEUE_WRITES)
-        wstage.start()
-        wstage.ready.wait()
-        if wstage.error is not None:
-            wstage.join()
-            raise wstage.error
-        outputs, copies = wstage.setup_result["outputs"], wstage.setup_result["copies"]
         image_conn = {(c.id, id(c.owner)): name for name, p in plan.items() for c in p["conns"]}
         info_conn = {(c.id, id(c.owner)): ci for ci in ci_topics for c in topics[ci].connections}
-        needed = [c for c in reader.connections
-                  if self.copy_all_topics or (c.id, id(c.owner)) in image_conn or (c.id, id(c.owner)) in info_conn]
         frames: queue.Queue = queue.Queue(maxsize=self.QUEUE_FRAMES)
-        rstage = _Stage("dcmpnet-bag-reader",
-                        lambda: self._read(rstage, frames, reader, needed, image_conn, info_conn, copies))
-        bar = _progress(sum(c.msgcount for c in reader.connections if (c.id, id(c.owner)) in image_conn),
-                        self.progress)
         reports = {name: p["report"] for name, p in plan.items()}
+        rstage: _Stage | None = None
+        bar = None
         ok = False
-        rstage.start()
+        wstage.start()
         try:
+            wstage.ready.wait()
+            if wstage.error is not None:
+                raise wstage.error
+            outputs, copies = wstage.setup_result["outputs"], wstage.setup_result["copies"]
+            summary.not_copied = wstage.setup_result["not_copied"]
+            needed = [c for c in reader.connections if (c.id, id(c.owner)) in copies
+                      or (c.id, id(c.owner)) in image_conn or (c.id, id(c.owner)) in info_conn]
+            rstage = _Stage("dcmpnet-bag-reader",
+                            lambda: self._read(rstage, frames, reader, needed, image_conn, info_conn, copies))
+            bar = _progress(sum(c.msgcount for c in reader.connections if (c.id, id(c.owner)) in image_conn),
+                            self.progress)
+            rstage.start()
             while True:
                 item = frames.get()
                 if isinstance(item, _End):
@@ -658,12 +669,14 @@ class BagReplay:
                         bar.set_postfix_str(f"skipped {summary.skipped}", refresh=False)
             ok = True
         finally:
-            rstage.stop.set()
-            while rstage.is_alive():            # unblock a reader waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    frames.get(timeout=0.05)
-            bar.close()
-            summary.read_decode_s = rstage.busy_s
+            if rstage is not None:
+                rstage.stop.set()
+                while rstage.is_alive():            # unblock a reader waiting on a full queue
+                    with contextlib.suppress(queue.Empty):
+                        frames.get(timeout=0.05)
+                summary.read_decode_s = rstage.busy_s
+            if bar is not None:
+                bar.close()
             wstage.finish(ok)
             summary.encode_write_s = wstage.busy_s
 

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="rosbag2 directory or ROS 1 .bag file")
     p.add_argument("output", metavar="OUTPUT", help="rosbag2 directory to create")
     p.add_argument("--image-topic", dest="image_topics", action="extend", nargs="+", metavar="T", default=None,
-                   help="image topic(s) to dehaze (default: every Image/CompressedImage topic)")
+                   help="image topic(s) to dehaze, after INPUT OUTPUT (default: every Image/CompressedImage topic)")
     p.add_argument("--weights", default=None, help="DCMPNet checkpoint (default: the bundled weights)")
     p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
                    help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")

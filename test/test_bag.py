@@ -461,3 +461,34 @@ def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, cls, ex
     chain = [info.value, info.value.__cause__]
     assert any(isinstance(e, exc) for e in chain)
     assert listing(tmp_path) == ["in"]
+
+
+def test_bag_without_message_definitions_humble_style(tmp_path, pics, dcp):
+    """Humble's rosbag2 stores no message definitions: known types are read, unknown ones are not copied."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    ts.register(get_types_from_msg("int32 speed\nstring note", "fleet_msgs/msg/Status"))
+    with Writer(tmp_path / "in", version=8) as writer:
+        cam = writer.add_connection("/cam/image_raw", IMAGE, typestore=ts)
+        status = writer.add_connection("/status", "fleet_msgs/msg/Status", typestore=ts)
+        chatter = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=ts)
+        for i in range(2):
+            msg = image(ts, header(ts, i), pics[i], "rgb8")
+            writer.write(cam, T0 + i * STEP, ts.serialize_cdr(msg, IMAGE))
+            writer.write(status, T0 + i * STEP + 1, ts.serialize_cdr(
+                ts.types["fleet_msgs/msg/Status"](speed=i, note="ok"), "fleet_msgs/msg/Status"))
+            writer.write(chatter, T0 + i * STEP + 2, ts.serialize_cdr(string_msg("hi"), "std_msgs/msg/String"))
+    db = sqlite3.connect(next((tmp_path / "in").glob("*.db3")))
+    db.execute("DELETE FROM message_definitions")
+    db.commit()
+    db.close()
+    summary = replay_bag(tmp_path / "in", tmp_path / "out", dcp, copy_all_topics=True, progress=False)
+    assert summary.frames_out == 2
+    assert summary.copied == {"/cam/image_raw": 2, "/chatter": 2}
+    assert list(summary.not_copied) == ["/status"] and "fleet_msgs/msg/Status" in summary.not_copied["/status"]
+    assert "NOT copied: /status" in summary.format()
+    out = read_bag(tmp_path / "out")
+    assert sorted(out) == ["/cam/image_raw", "/chatter", "/dehazed/depth", "/dehazed/image"]
+    assert out["/chatter"][1][1].data == "hi"
