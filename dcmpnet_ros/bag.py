@@ -430,7 +430,7 @@ class BagReplay:
                  compression: str = "none", progress: bool = True, on_frame: FrameHook | None = None,
                  max_decode_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.input_path = Path(input_path)
-        self.output_path = Path(output_path)
+        self.output_path = Path(os.path.abspath(output_path))     # "." or "out/" still name a directory
         if dehazer is not None and not callable(dehazer):
             raise TypeError(f"dehazer: expected a callable (a dcmpnet_core.inference.Dehazer), "
                             f"got {type(dehazer).__name__}")
@@ -470,10 +470,17 @@ class BagReplay:
         with AnyReader([self.input_path], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
             return [p["report"] for p in self._plan(reader).values()]
 
-    def run(self) -> ReplaySummary:
-        """Replay the whole bag; returns the summary. The output appears only if this returns."""
-        if self.dehazer is None:
-            raise ValueError("dehazer: set a Dehazer before run() (it was None)")
+    def run(self, load_dehazer: Callable[[], Any] | None = None) -> ReplaySummary:
+        """Replay the whole bag; returns the summary. The output appears only if this returns.
+
+        ``load_dehazer``: called once the input is open and its topics are checked, when the replay was made
+        without a dehazer; so a bad topic fails before a slow model load, and the input is opened only once.
+        Its time is not counted in the summary's wall time.
+        """
+        if self.dehazer is None and load_dehazer is None:
+            raise ValueError("dehazer: pass a Dehazer to BagReplay or a load_dehazer to run() (both were None)")
+        self._load_dehazer = load_dehazer
+        self._load_s = 0.0
         out_storage = self.storage or self.input_storage or "sqlite3"
         start = time.perf_counter()
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -484,7 +491,7 @@ class BagReplay:
             summary = self._run(built, out_storage)
             _check_output(self.input_path, self.output_path, self.overwrite)   # still true after a long run?
             _publish_atomically(built, self.output_path)
-            summary.wall_s = time.perf_counter() - start
+            summary.wall_s = time.perf_counter() - start - self._load_s
             return summary
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -508,6 +515,10 @@ class BagReplay:
         with AnyReader([self.input_path], default_typestore=self.out_ts) as reader:
             self.reader = reader
             plan = self._plan(reader)
+            if self.dehazer is None:
+                t_load = time.perf_counter()
+                self.dehazer = self._load_dehazer()
+                self._load_s = time.perf_counter() - t_load
             fmt = f"rosbag2 {self.input_storage}" if self.kind == "rosbag2" else "ROS 1 bag"
             summary = ReplaySummary(self.input_path, self.output_path, fmt, out_storage, repr(self.dehazer),
                                     [p["report"] for p in plan.values()])

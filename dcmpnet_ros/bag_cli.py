@@ -82,28 +82,31 @@ def run(args: argparse.Namespace) -> int:
     if args.weights and not Path(args.weights).is_file():
         raise CommandError(f"--weights: no such checkpoint file: {args.weights}")
     try:
-        # Checks paths and topics before the (slow) model load.
+        # Paths are checked here; topics once the input is open, before the (slow) model load.
         replay = BagReplay(args.input, args.output, None, image_topics=args.image_topics, storage=args.storage,
                            copy_all_topics=args.copy_all_topics, overwrite=args.overwrite,
                            write_depth=not args.no_depth, compression=args.compression,
                            progress=not args.no_progress)
-        replay.check()
     except BagError as exc:
         raise CommandError(str(exc)) from exc
 
-    from dcmpnet_core.inference import Dehazer
+    def load() -> object:
+        from dcmpnet_core.inference import Dehazer
 
-    try:
-        replay.dehazer = Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
-                                                 backend=args.backend, max_pixels=args.max_pixels,
-                                                 inference_scale=args.scale)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
-        raise CommandError(str(exc)) from exc
+        try:
+            return Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
+                                           backend=args.backend, max_pixels=args.max_pixels,
+                                           inference_scale=args.scale)
+        except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
+            raise BagError(str(exc)) from exc
+
     _interrupt_on_sigterm()
     try:
-        summary = replay.run()
+        summary = replay.run(load_dehazer=load)
     except BagError as exc:
         raise CommandError(str(exc)) from exc
+    except OSError as exc:       # e.g. the disk filled up; the partial output has been removed
+        raise CommandError(f"{type(exc).__name__}: {exc} (nothing was written to {args.output})") from exc
     print(summary.format())
     if summary.frames_in and not summary.frames_out:
         print(f"dcmpnet bag: error: none of the {summary.frames_in} frames could be processed (see the skip "

@@ -492,3 +492,19 @@ def test_bag_without_message_definitions_humble_style(tmp_path, pics, dcp):
     out = read_bag(tmp_path / "out")
     assert sorted(out) == ["/cam/image_raw", "/chatter", "/dehazed/depth", "/dehazed/image"]
     assert out["/chatter"][1][1].data == "hi"
+
+
+def test_the_engine_is_loaded_only_after_the_topics_are_checked(tmp_path, small_bag, dcp):
+    loads = []
+
+    def load():
+        loads.append(1)
+        return dcp
+
+    with pytest.raises(BagError, match="'/front' is not in"):
+        BagReplay(small_bag, tmp_path / "out", image_topics=["/front"], progress=False).run(load_dehazer=load)
+    assert loads == [] and listing(tmp_path) == ["in"]
+    summary = BagReplay(small_bag, tmp_path / "out", progress=False).run(load_dehazer=load)
+    assert loads == [1] and summary.frames_out == 6
+    with pytest.raises(ValueError, match="load_dehazer"):
+        BagReplay(small_bag, tmp_path / "other", progress=False).run()
