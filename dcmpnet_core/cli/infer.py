@@ -32,7 +32,8 @@ VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("infer", help="dehaze images / folders / videos and estimate relative depth",
-                       description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=(__doc__ or "").partition("\n\n")[2],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, video files or folders")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder")
     p.add_argument("--weights", type=Path, default=None,
@@ -46,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "resolution with a local affine (guided) upsampling")
     p.add_argument("--scale", type=float, default=1.0, metavar="S",
                    help="run the network at S times the input resolution, 0 < S <= 1 (default: %(default)s)")
-    p.add_argument("--mode", default="eager", help="inference fast path (default: %(default)s)")
+    p.add_argument("--mode", default="eager",
+                   help="inference fast path: eager | fast | auto | compile | cuda_graphs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="frames per forward pass; same-size frames are batched (default: %(default)s)")
     p.add_argument("--video-out", action="store_true",
