@@ -9,9 +9,9 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import convert, variants
+from . import convert, synth, variants
 
-CORE_COMMANDS = [convert, variants]
+CORE_COMMANDS = [convert, variants, synth]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:

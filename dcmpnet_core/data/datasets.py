@@ -477,7 +477,6 @@ class HazeDataset(Dataset):
         self.depth_model_output = depth_model_output
         self.seed = int(seed)
         self._model: DepthModel | None = None
-        self._threads_set = False
         self._check_sources()
 
     def _check_sources(self) -> None:
@@ -537,10 +536,6 @@ class HazeDataset(Dataset):
         return np.random.default_rng([self.seed, index, draw])
 
     def __getitem__(self, index: int) -> dict:
-        if not self._threads_set:
-            if torch.utils.data.get_worker_info() is not None:
-                cv2.setNumThreads(1)      # workers already run in parallel
-            self._threads_set = True
         rec = self.records[index]
         hazy, clear = load_pair(rec)
         depth, valid = self.load_depth(rec, clear)

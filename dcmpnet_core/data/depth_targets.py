@@ -17,6 +17,7 @@ Sources:
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -116,7 +117,7 @@ def relative_from_transmission(t: np.ndarray, beta: float | None = None) -> tupl
 
 
 class DepthModel:
-    """A user-supplied depth network (TorchScript ``.pt``/``.ts``/``.pth`` or ONNX ``.onnx``).
+    """A user-supplied depth network (TorchScript ``.pt``/``.ts``, ``torch.export`` ``.pt2`` or ONNX ``.onnx``).
 
     Input convention: one RGB image as a float32 tensor (1,3,H',W') in [0, 1], no mean/std
     normalisation (bake any normalisation into the exported model), where H' and W' are the image
@@ -152,13 +153,25 @@ class DepthModel:
             import torch
 
             try:
-                self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
+                with warnings.catch_warnings():
+                    # newer torch marks TorchScript deprecated; it still loads, and users have such files
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self._module = torch.jit.load(str(self.path), map_location="cpu").eval()
             except (RuntimeError, ValueError) as exc:
                 raise DepthError(f"depth model {self.path} is not a TorchScript file "
                                  f"(save it with torch.jit.script/trace(...).save): {exc}") from None
             self._session = None
+        elif suffix == ".pt2":
+            import torch
+
+            try:
+                self._module = torch.export.load(str(self.path)).module()
+            except (RuntimeError, ValueError) as exc:
+                raise DepthError(f"depth model {self.path} is not a torch.export program: {exc}") from None
+            self._session = None
         else:
-            raise DepthError(f"depth model {self.path}: expected .pt/.ts (TorchScript) or .onnx, got {suffix!r}")
+            raise DepthError(f"depth model {self.path}: expected .pt/.ts (TorchScript), .pt2 (torch.export) or "
+                             f".onnx, got {suffix!r}")
 
     def raw(self, rgb: np.ndarray) -> np.ndarray:
         """Run the model on (H,W,3) float32 RGB in [0, 1]; return its raw (H,W) float32 output."""

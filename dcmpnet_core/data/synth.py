@@ -16,7 +16,8 @@ Haze follows the atmospheric scattering model exactly: ``I = J * t + A * (1 - t)
 (float16 metres) and ``A`` a per-image airlight (grey 0.7-1.0 with a bluish or yellowish tint,
 optionally a mild linear gradient over the image: :func:`airlight_map`).  By default ``beta`` is
 chosen per image so that the transmission at the median scene depth falls in a light
-(0.55-0.9), medium (0.25-0.55) or dense (0.06-0.25) band; ``beta_range`` fixes a range instead.
+(0.55-0.9, 35 %), medium (0.25-0.55, 40 %) or dense (0.08-0.25, 25 %) band; ``beta_range``
+fixes a range instead.
 
 Output layout of :func:`write_dataset` (the loaders' ``synthetic`` layout)::
 
@@ -51,6 +52,10 @@ FORMAT_VERSION = 1
 SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup")
 SCENE_WEIGHTS = (0.25, 0.2, 0.3, 0.25)
 NEAR = 0.05
+# haze classes: transmission at the median (non-sky) depth, and how often each is drawn
+HAZE_CLASSES = ("light", "medium", "dense")
+HAZE_T_MEDIAN = {"light": (0.55, 0.9), "medium": (0.25, 0.55), "dense": (0.08, 0.25)}
+HAZE_WEIGHTS = (0.35, 0.4, 0.25)
 # labels in the per-pixel class map returned by render()
 SKY, GROUND, STRUCTURE, OBJECT, BACKDROP = 0, 1, 2, 3, 4
 
@@ -231,7 +236,7 @@ class Cylinder(Primitive):
 
     def surface(self, p, d):
         nx, nz = (p[:, 0] - self.x) / self.r, (p[:, 2] - self.z) / self.r
-        u = np.arctan2(nx, nz) * self.r
+        u = np.arctan2(nx, -nz) * self.r            # the texture seam faces away from the camera
         n = np.stack([nx, np.zeros_like(nx), nz], axis=1)
         return u, p[:, 1], n
 
@@ -265,7 +270,7 @@ class Ellipsoid(Primitive):
         n = q / self.radii
         n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-9
         r = float(self.radii.mean())
-        u = np.arctan2(q[:, 0], q[:, 2]) * r
+        u = np.arctan2(q[:, 0], -q[:, 2]) * r       # the texture seam faces away from the camera
         v = np.arcsin(np.clip(q[:, 1], -1, 1)) * r
         return u, v, n
 
@@ -598,8 +603,9 @@ def _indoor(rng, h, w, mats: _Materials) -> Scene:
                   x=float(rng.uniform(-rw / 4, rw / 4)), z=0.3)
     floor = mats.ground(_pick(rng, ["paving", "gravel"])) if rng.random() < 0.3 else (
         mats.tile(_pick(rng, ["wood", "tiles", "noise2", "brick"]), (0.002, 0.008), tint=rng.uniform(0.35, 0.9, 3)))
-    ceil = mats.tile(_pick(rng, ["noise0", "tiles", "noise1"]), (0.005, 0.03), tint=rng.uniform(0.7, 1.0, 3),
-                     contrast=(0.3, 0.8))
+    # ceilings get no direct light here, so a brighter albedo stands in for the lamps
+    ceil = mats.tile(_pick(rng, ["tiles", "tiles", "noise0"]), (0.004, 0.02), tint=rng.uniform(0.85, 1.0, 3),
+                     contrast=(0.1, 0.4), gain=(1.1, 1.4))
     prims = [Ground(floor, rd * 2, center_xz=(0, rd / 2)),
              Quad((0, rh, rd / 2), (1, 0, 0), (0, 0, 1), rw, rd, ceil, STRUCTURE)]
     wall = mats.wall()
@@ -635,6 +641,7 @@ def _indoor(rng, h, w, mats: _Materials) -> Scene:
         bh = min(bh, rh - 0.3)
         x = float(rng.uniform(-rw / 2 + bw / 2, rw / 2 - bw / 2))
         z = float(np.exp(rng.uniform(np.log(1.2), np.log(max(rd - 1, 1.5)))))
+        z = max(z, cam.position[2] + 0.8 + 0.5 * math.hypot(bw, bd))     # keep it in front of the camera
         if rng.random() < 0.25:                          # a table: top on four legs
             top = mats.obj()
             prims += box_faces((x, z), (bw, 0.05, bd), 0.0, top, OBJECT, y0=bh * 0.5 + 0.4)
@@ -674,8 +681,9 @@ def _closeup(rng, h, w, mats: _Materials) -> Scene:
         r = rng.random()
         s = float(rng.uniform(0.15, 1.2))
         if r < 0.45:
-            prims += box_faces((x, z), (s * rng.uniform(0.6, 1.6), s * rng.uniform(0.5, 2.0), s * rng.uniform(0.6, 1.6)),
-                               float(rng.uniform(0, math.pi)), mats.obj(), y0=0.0 if rng.random() < 0.8 else s)
+            size = (s * rng.uniform(0.6, 1.6), s * rng.uniform(0.5, 2.0), s * rng.uniform(0.6, 1.6))
+            prims += box_faces((x, z), size, float(rng.uniform(0, math.pi)), mats.obj(),
+                               y0=0.0 if rng.random() < 0.8 else s)
         elif r < 0.65:
             prims.append(Cylinder(x, z, s * rng.uniform(0.2, 0.5), 0, s * rng.uniform(1, 3), mats.obj()))
         elif r < 0.85:
@@ -898,8 +906,8 @@ def sample_haze(rng: np.random.Generator, depth: np.ndarray, labels: np.ndarray,
         beta = float(rng.uniform(*beta_range))
         density = "range"
     else:
-        density = _pick(rng, ["light", "medium", "medium", "dense"])
-        lo, hi = {"light": (0.55, 0.9), "medium": (0.25, 0.55), "dense": (0.06, 0.25)}[density]
+        density = HAZE_CLASSES[int(rng.choice(len(HAZE_CLASSES), p=HAZE_WEIGHTS))]
+        lo, hi = HAZE_T_MEDIAN[density]
         beta = -math.log(rng.uniform(lo, hi)) / max(d_med, 0.1)
     grey = rng.uniform(0.7, 1.0)
     kind = _pick(rng, ["neutral", "neutral", "bluish", "yellowish"])
@@ -946,8 +954,12 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
     applied to ``clear / 255`` and ``depth`` (then rounded to 8 bits).
     """
     rng = np.random.default_rng([int(seed), int(index)])
-    scene = random_scene(rng, height, width, family, lib)
-    r = render(scene, lib)
+    for _attempt in range(4):
+        scene = random_scene(rng, height, width, family, lib)
+        r = render(scene, lib)
+        # an object right in front of the lens hides the scene: draw again (rarely needed)
+        if float((r.depth < 0.6).mean()) < 0.35:
+            break
     clear_f, finish = _finish(rng, r.clear)
     clear = np.round(clear_f * 255).astype(np.uint8)
     depth16 = r.depth.astype(np.float16)
@@ -1056,7 +1068,7 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
             "format": FORMAT, "version": FORMAT_VERSION, "layout": "synthetic", "size": [h, w], "seed": seed,
             "count": {"train": n_train, "test": split_test},
             "beta_range": list(beta_range) if beta_range else None,
-            "haze": "per image: t at the median depth in light 0.55-0.9 / medium 0.25-0.55 / dense 0.06-0.25"
+            "haze": {"t_at_median_depth": HAZE_T_MEDIAN, "weights": dict(zip(HAZE_CLASSES, HAZE_WEIGHTS))}
                     if beta_range is None else "beta uniform in beta_range (per metre)",
             "files": {"hazy": "<split>/hazy/<stem>.png", "clear": "<split>/GT/<stem>.png",
                       "depth": "<split>/depth/<stem>.npy (float16 z-depth in metres)",
@@ -1097,7 +1109,8 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> None:
         else:
             import multiprocessing as mp
 
-            with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
+            # spawn: fresh interpreters, so OpenCV's thread pool is never inherited across fork
+            with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_write_one, jobs, chunksize=4):
                     bar.update(1)
     finally:
