@@ -33,6 +33,7 @@ renamed when complete; an interruption removes the temporary folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -175,6 +176,8 @@ class Quad(Primitive):
         (a0, a1, a2), (b0, b1, b2) = self.U, self.V
         self.N = np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
         self.a, self.b = float(a), float(b)
+        if material.mode == "fit" and tuple(material.extent) != (self.a, self.b):
+            material = dataclasses.replace(material, extent=(self.a, self.b))     # the photo spans this quad
         self.material, self.label, self.shape = material, label, shape
         self.casts_shadow = casts_shadow
 
@@ -402,25 +405,29 @@ class _Materials:
                              tint=rng.uniform(0.55, 0.95, 3), contrast=(0.3, 0.7))
         if r < 0.65:
             return self.tile(_pick(rng, ["facade0", "facade1"]), (0.008, 0.014))
-        if r < 0.8:
+        if r < 0.75:
             return self.photo_tile((0.004, 0.02))
+        if r < 0.85:
+            return self.photo(self.rng.uniform(0.8, 2.0))[0]       # a mural
         return self.tile(_pick(rng, ["stripes", "tiles", "wood", "text", "page"]), (0.004, 0.015),
                          tint=rng.uniform(0.45, 1.0, 3))
 
     def paint(self) -> Material:
         """A mostly uniform coloured surface with a little texture (cars, furniture, boxes)."""
         rng = self.rng
-        tint = rng.uniform(0.1, 1.0, 3)
-        tint = tint / max(tint.max(), 1e-3) * rng.uniform(0.35, 0.95)
-        return self.tile(_pick(rng, ["noise0", "noise2", "noise3", "wood"]), (0.003, 0.02), tint=tint,
-                         contrast=(0.2, 0.6))
+        tint = rng.uniform(0.05, 1.0, 3)
+        tint = tint / max(tint.max(), 1e-3) * rng.uniform(0.25, 0.95)
+        return self.tile(_pick(rng, ["noise0", "noise2", "noise3", "wood", "stripes", "tiles"]), (0.002, 0.02),
+                         tint=tint, contrast=(0.3, 0.9))
 
     def obj(self) -> Material:
         r = self.rng.random()
-        if r < 0.4:
+        if r < 0.3:
             return self.paint()
-        if r < 0.75:
-            return self.photo_tile((0.001, 0.006))
+        if r < 0.6:
+            return self.photo_tile((0.0007, 0.004))
+        if r < 0.85:
+            return self.photo(self.rng.uniform(0.6, 1.6))[0]       # a whole photo per face (print, poster)
         return self.wall()
 
     def foliage(self) -> Material:
@@ -462,9 +469,11 @@ def _sun(rng, indoor=False):
         el = math.radians(rng.uniform(12, 70))
     az = rng.uniform(0, 2 * math.pi)
     d = (math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az))
-    strength = rng.uniform(0.05, 0.3) if rng.random() < 0.4 else rng.uniform(0.35, 0.75)
+    overcast = rng.random() < 0.4
+    strength = rng.uniform(0.05, 0.3) if overcast else rng.uniform(0.35, 0.9)
     warm = rng.uniform([1.0, 0.92, 0.8], [1.05, 1.0, 0.95])
-    amb = rng.uniform(0.45, 0.75) * rng.uniform([0.95, 0.97, 1.0], [1.0, 1.0, 1.08])
+    amb = rng.uniform(0.55, 0.85) if overcast else rng.uniform(0.3, 0.7)
+    amb = amb * rng.uniform([0.95, 0.97, 1.0], [1.0, 1.0, 1.08])
     return d, tuple(strength * warm), tuple(amb)
 
 
@@ -651,6 +660,15 @@ def _indoor(rng, h, w, mats: _Materials) -> Scene:
         else:
             prims += box_faces((x, z), (bw, bh, bd), float(rng.normal(0, 0.3)),
                                [mats.obj() for _ in range(4)] if rng.random() < 0.3 else mats.obj())
+    for _ in range(int(rng.integers(0, 12))):            # small clutter on the floor
+        s = float(rng.uniform(0.1, 0.5))
+        x = float(rng.uniform(-rw / 2 + s, rw / 2 - s))
+        z = float(np.exp(rng.uniform(np.log(1.2), np.log(max(rd - 1, 1.5)))))
+        if rng.random() < 0.6:
+            size = (s * rng.uniform(0.5, 1.5), s * rng.uniform(0.5, 1.5), s)
+            prims += box_faces((x, z), size, float(rng.uniform(0, 3)), mats.obj())
+        else:
+            prims.append(Ellipsoid((x, s / 2, z), (s / 2, s / 2, s / 2), mats.obj()))
     for _ in range(int(rng.integers(0, 3))):             # pillars
         prims.append(Cylinder(rng.uniform(-rw / 2, rw / 2), rng.uniform(2, rd), rng.uniform(0.1, 0.4), 0, rh,
                               mats.wall(), STRUCTURE))
@@ -676,7 +694,7 @@ def _closeup(rng, h, w, mats: _Materials) -> Scene:
         sx = -1 if rng.random() < 0.5 else 1
         prims.append(Quad((sx * rng.uniform(1.5, 4), back, back / 2), (0, 0, 1), (0, 1, 0), back, back, mats.wall(),
                           STRUCTURE))
-    for _ in range(int(rng.integers(4, 14))):
+    for _ in range(int(rng.integers(6, 22))):
         x, z = _scatter_xz(rng, cam, (1.0, back * 0.9), margin=1.0)
         r = rng.random()
         s = float(rng.uniform(0.15, 1.2))
@@ -931,9 +949,12 @@ def _noise_bank() -> np.ndarray:
 def _finish(rng: np.random.Generator, clear: np.ndarray) -> tuple[np.ndarray, dict]:
     """Camera-like finishing of the clear image: exposure/white balance, a little blur and noise."""
     gain = rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3)
+    gamma = float(rng.uniform(0.85, 1.3))           # tone curve: most photos are more contrasty than Lambert
     img = clear * gain.astype(np.float32)
-    blur = float(rng.uniform(0.3, 0.9))
-    img = cv2.GaussianBlur(img, (0, 0), blur)
+    img = np.power(np.clip(img, 0, 1), np.float32(gamma), out=img)
+    blur = float(rng.uniform(0.0, 0.6))
+    if blur > 0.2:                                   # optics; also softens the ray-cast aliasing
+        img = cv2.GaussianBlur(img, (0, 0), blur)
     noise = float(rng.uniform(0.0, 0.012))
     h, w = img.shape[:2]
     bank = _noise_bank()
@@ -942,7 +963,8 @@ def _finish(rng: np.random.Generator, clear: np.ndarray) -> tuple[np.ndarray, di
         img += bank[y:y + h, x:x + w] * np.float32(noise)
     elif noise > 0:
         img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
-    return np.clip(img, 0, 1), {"blur_sigma": blur, "noise_sigma": noise, "gain": [float(g) for g in gain]}
+    return np.clip(img, 0, 1), {"blur_sigma": blur, "noise_sigma": noise, "gain": [float(g) for g in gain],
+                                "gamma": gamma}
 
 
 def render_sample(seed: int, index: int, height: int, width: int, beta_range: tuple | None = None,

@@ -26,6 +26,7 @@ FORBIDDEN_SOURCES = ("stereo_motorcycle",)
 # Procedural textures made once per process from a fixed seed (the same in every worker).
 PROCEDURAL = ("noise0", "noise1", "noise2", "noise3", "wood", "tiles", "facade0", "facade1", "stripes", "foliage")
 _MAX_SIDE = 512
+MIP_BIAS = 0.7
 _REMAP_COLS = 256
 
 
@@ -242,8 +243,9 @@ def sample(lib: TextureLibrary, mat: Material, u: np.ndarray, v: np.ndarray, foo
         texel = mat.texel
     border = cv2.BORDER_REFLECT_101 if mat.mode == "tile" else cv2.BORDER_REPLICATE
     nlev = len(tex.levels)
-    # mip level = floor(log2(texels per pixel)), from the float exponent without a log
-    level = np.clip(np.frexp(np.asarray(footprint / texel, np.float32))[1] - 1, 0, nlev - 1)
+    # mip level = floor(log2(texels per pixel)), from the float exponent without a log; the bias
+    # keeps textures a little sharper than strict anti-aliasing, as camera images are
+    level = np.clip(np.frexp(np.asarray(footprint * (MIP_BIAS / texel), np.float32))[1] - 1, 0, nlev - 1)
     present = np.flatnonzero(np.bincount(level, minlength=nlev))
     out = np.empty((u.shape[0], 3), np.float32)
     for lv in present:
