@@ -136,8 +136,8 @@ def test_random_scenes_have_ground_receding_upward(family):
 
 def test_haze_covers_light_to_dense():
     t_lo, t_hi, classes = [], [], set()
-    for i in range(12):
-        meta = synth.render_sample(21, i, 32, 40)["meta"]
+    for i in range(24):
+        meta = synth.render_sample(21, i, 24, 32)["meta"]
         t_lo.append(meta["transmission_range"][0])
         t_hi.append(meta["transmission_range"][1])
         classes.add(meta["density"])

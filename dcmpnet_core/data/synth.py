@@ -4,12 +4,14 @@ Each sample is a ray-cast scene (a pinhole camera at a random height, pitch, rol
 view) built from analytic primitives: a ground plane receding to the horizon, walls and cuboids
 (buildings, furniture, cars) standing on it, vertical cylinders (poles, trunks), ellipsoids (tree
 crowns, rocks), billboards and framed pictures showing whole photographs, far ridges, and a sky
-with perspective clouds.  Four scene families: street, open landscape, indoor room and close-up
-clutter.  Depth is exact per pixel (camera z-depth in metres, ray-plane/quadric intersections);
-textures come from scikit-image's photos (never ``stereo_motorcycle``, the held-out evaluation
-photo) and procedural ones, looked up in metres so their scale follows perspective, with mip
-levels from each pixel's footprint, Lambert shading with sun and ambient light, cast shadows on
-the ground, a little blur and noise.
+with perspective clouds.  Five scene families: street, open landscape, indoor room, close-up
+clutter and a collage of whole photographs on tilted planes at different depths.
+
+Depth is exact per pixel (camera z-depth in metres, from ray-plane and ray-quadric
+intersections).  Textures are scikit-image's photos (never ``stereo_motorcycle``, the held-out
+evaluation photo) and procedural ones, looked up in metres so that their scale follows
+perspective, with mip levels from each pixel's footprint.  Lambert shading with sun and ambient
+light, cast shadows on the ground, a tone curve, a little blur and noise finish the clear image.
 
 Haze follows the atmospheric scattering model exactly: ``I = J * t + A * (1 - t)``,
 ``t = exp(-beta * d)``, with ``J`` the clear image as stored (8-bit), ``d`` the stored depth
@@ -50,8 +52,8 @@ from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, 
 
 FORMAT = "dcmpnet-synth"
 FORMAT_VERSION = 1
-SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup")
-SCENE_WEIGHTS = (0.25, 0.2, 0.3, 0.25)
+SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup", "collage")
+SCENE_WEIGHTS = (0.2, 0.17, 0.25, 0.23, 0.15)
 NEAR = 0.05
 # haze classes: transmission at the median (non-sky) depth, and how often each is drawn
 HAZE_CLASSES = ("light", "medium", "dense")
@@ -714,12 +716,38 @@ def _closeup(rng, h, w, mats: _Materials) -> Scene:
     return Scene(cam, prims, "closeup", sun, sc, amb, _sky(rng, mats) if outdoor_sky else None)
 
 
-_BUILDERS = {"street": _street, "landscape": _landscape, "indoor": _indoor, "closeup": _closeup}
+def _collage(rng, h, w, mats: _Materials) -> Scene:
+    """Whole photographs on tilted planes at different depths in front of a photo wall (a 2.5-D collage).
+
+    Most pixels then carry real-photo statistics while depth still varies within and between planes.
+    """
+    cam = _camera(rng, h, w, (0.8, 2.0), (-12, 6), hfov=(40, 75), yaw=10)
+    back = float(np.exp(rng.uniform(np.log(4), np.log(40))))
+    mat, aspect = mats.photo(rng.uniform(1.0, 1.8))
+    bw = back * 1.6
+    cy = cam.position[1]
+    prims = [Quad((cam.position[0], cy, back), (1, 0, 0), (0, 1, 0), bw, bw / aspect, mat, STRUCTURE),
+             Ground(mats.ground() if rng.random() < 0.5 else mats.photo_tile((0.002, 0.01)), back * 3)]
+    for _ in range(int(rng.integers(3, 9))):
+        x, z = _scatter_xz(rng, cam, (max(0.8, back * 0.08), back * 0.85), margin=0.9)
+        pw = float(z * rng.uniform(0.15, 0.7))
+        mat, aspect = mats.photo(rng.uniform(0.6, 1.8))
+        yaw, tilt = rng.uniform(-0.9, 0.9), rng.uniform(-0.5, 0.5)
+        u = np.array([math.cos(yaw), 0.0, -math.sin(yaw)])
+        v = np.array([math.sin(yaw) * math.sin(tilt), math.cos(tilt), math.cos(yaw) * math.sin(tilt)])
+        y = float(cy + rng.uniform(-0.3, 0.3) * z * 0.5)
+        prims.append(Quad((x, max(y, pw / aspect / 2 * 0.5), z), u, v, pw / 2, pw / aspect / 2, mat,
+                          casts_shadow=True))
+    sun, sc, amb = _sun(rng, indoor=rng.random() < 0.5)
+    return Scene(cam, prims, "collage", sun, sc, amb, _sky(rng, mats) if rng.random() < 0.3 else None)
+
+
+_BUILDERS = {"street": _street, "landscape": _landscape, "indoor": _indoor, "closeup": _closeup, "collage": _collage}
 
 
 def random_scene(rng: np.random.Generator, height: int, width: int, family: str | None = None,
                  lib: TextureLibrary | None = None) -> Scene:
-    """A random scene of one family (``street``, ``landscape``, ``indoor``, ``closeup``; None = random)."""
+    """A random scene of one family (one of :data:`SCENE_FAMILIES`; None = drawn with :data:`SCENE_WEIGHTS`)."""
     lib = lib or TextureLibrary.load()
     if family is None:
         family = SCENE_FAMILIES[int(rng.choice(len(SCENE_FAMILIES), p=SCENE_WEIGHTS))]
