@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dcmpnet_core.data import build_dataset, detect_layout, list_pairs, synth
+from dcmpnet_core.data import DatasetError, build_dataset, detect_layout, list_pairs, synth
 from dcmpnet_core.data import textures as textures_mod
 from dcmpnet_core.data.photos import (
     MOTORCYCLE_DOFFS_PX,
@@ -53,6 +53,8 @@ def test_output_layout_and_scattering_model_exact(small_set):
     assert detect_layout(small_set) == "synthetic"
     assert (small_set / "preview.png").is_file()
     assert [r.name for r in list_pairs(small_set, "test")] == ["000006", "000007"]
+    with pytest.raises(DatasetError, match="no 'val' folder \\(it has: test, train\\)"):
+        list_pairs(small_set, "val")
     for rec in list_pairs(small_set, "train") + list_pairs(small_set, "test"):
         meta = json.loads(rec.meta.read_text())
         depth = np.load(rec.depth)

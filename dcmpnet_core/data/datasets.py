@@ -27,7 +27,8 @@ Items are dicts ``{"hazy": (3,H,W) float32 in [-1,1], "clear": (3,H,W) float32 i
 "name": str}``, RGB.  Images are read with OpenCV; all randomness comes from a per-item NumPy
 generator seeded from ``seed``, the index and one draw of torch's RNG, so DataLoader workers
 (which torch seeds differently) and successive epochs see different crops, and a run with
-``torch.manual_seed`` set repeats exactly.
+``torch.manual_seed`` set repeats exactly.  OpenCV's thread settings are left alone: changing
+them inside a forked worker can deadlock when the parent already used OpenCV's thread pool.
 """
 from __future__ import annotations
 
@@ -128,6 +129,10 @@ def _resolve_split(root: Path, split: str) -> Path:
     found = _find_child(root, names)
     if found is not None:
         return found
+    known = {n for v in _SPLIT_ALIASES.values() for n in v}
+    splits = [d.name for d in _subdirs(root) if d.name.lower() in known]
+    if splits:
+        raise DatasetError(f"{root} has no '{split}' folder (it has: {', '.join(splits)})")
     if _holds_data(root):
         if split.lower() not in ("all", ""):
             warnings.warn(f"{root} has no '{split}' folder; using the whole folder as split '{split}'", stacklevel=3)

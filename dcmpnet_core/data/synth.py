@@ -1038,9 +1038,10 @@ def _write_one(args) -> str:
     out, split, stem, seed, index, h, w, beta_range = args
     smp = render_sample(seed, index, h, w, beta_range)
     base = Path(out) / split
-    if not cv2.imwrite(str(base / "hazy" / f"{stem}.png"), cv2.cvtColor(smp["hazy"], cv2.COLOR_RGB2BGR)):
-        raise SynthError(f"cannot write {base / 'hazy' / stem}.png")
-    cv2.imwrite(str(base / "GT" / f"{stem}.png"), cv2.cvtColor(smp["clear"], cv2.COLOR_RGB2BGR))
+    for sub, key in (("hazy", "hazy"), ("GT", "clear")):
+        path = base / sub / f"{stem}.png"
+        if not cv2.imwrite(str(path), cv2.cvtColor(smp[key], cv2.COLOR_RGB2BGR)):
+            raise SynthError(f"cannot write {path}")
     np.save(base / "depth" / f"{stem}.npy", smp["depth"])
     with open(base / "meta" / f"{stem}.json", "w", encoding="utf-8") as fh:
         json.dump(smp["meta"], fh, indent=1)
