@@ -9,9 +9,9 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import bench, convert, export, infer, variants
+from . import bench, convert, export, infer, synth, variants
 
-CORE_COMMANDS = [convert, infer, export, variants, bench]
+CORE_COMMANDS = [convert, infer, export, variants, bench, synth]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
