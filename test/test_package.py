@@ -18,6 +18,7 @@ ROSDEP_KEYS = {
     "launch": "launch", "launch_ros": "launch_ros", "builtin_interfaces": "builtin_interfaces",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
     "launch_testing": "launch_testing", "launch_testing_ros": "launch_testing_ros", "pytest": "python3-pytest",
+    "rcl_interfaces": "rcl_interfaces", "ament_index_python": "ament_index_python", "rosgraph_msgs": "rosgraph_msgs",
 }
 # Python import name -> pip distribution (documented pip dependencies, not in rosdep).
 PIP_DISTS = {
@@ -25,6 +26,7 @@ PIP_DISTS = {
     "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxscript": "onnxscript",
     "torch_tensorboard": "tensorboard", "tensorboard": "tensorboard", "mcap": "mcap", "mcap_ros2": "mcap-ros2-support",
     "catkin_pkg": "catkin_pkg", "pytorch_msssim": "pytorch-msssim", "upstream_rule": None, "conftest": None,
+    "ros_graph": None, "msg_kinds": None, "rclpy_style_msgs": None,
 }
 OWN = {"dcmpnet_core", "dcmpnet_ros"}
 
