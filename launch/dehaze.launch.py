@@ -91,7 +91,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and of its dehazed/* outputs"),
         DeclareLaunchArgument("params_file", default_value=default_params_file(),
-                              description="YAML parameter file (dehaze_node: ros__parameters: ...)"),
+                              description="YAML parameter file with a /**/dehaze_node: ros__parameters: section"),
         DeclareLaunchArgument("weights", default_value="",
                               description="checkpoint path; empty: the parameter file's value"),
         DeclareLaunchArgument("device", default_value="",

@@ -37,7 +37,7 @@ def isolate_ros_environment() -> None:
 
 
 def photo(name: str = "chelsea", size: tuple[int, int] = (120, 160)) -> np.ndarray:
-    """A real photo from scikit-image as (H,W,3) uint8 RGB, resized to ``size`` = (height, width)."""
+    """A real photo from scikit-image ((H,W,3) RGB or (H,W) grey, uint8) resized to ``size`` = (height, width)."""
     rgb = getattr(skdata, name)()
     return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 

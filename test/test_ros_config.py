@@ -15,8 +15,9 @@ CONFIG = ROOT / "config" / "dehaze.yaml"
 
 def _section() -> dict:
     doc = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
-    assert list(doc) == ["dehaze_node"], "one section, for the node name the launch file starts"
-    return doc["dehaze_node"]["ros__parameters"]
+    # One section, for the launch file's node name in any namespace.
+    assert list(doc) == ["/**/dehaze_node"]
+    return doc["/**/dehaze_node"]["ros__parameters"]
 
 
 def test_validates_through_node_params():
