@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
@@ -40,8 +40,6 @@ from dcmpnet_ros.params import NODE_NAME, PARAMETERS, NodeParams, ParameterError
 
 EXIT_STARTUP_FAILED = 1
 EXIT_BAD_PARAMETER = 2
-_PARAM_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE,
                 "system_default": ReliabilityPolicy.SYSTEM_DEFAULT}
 _HISTORY = {"keep_last": HistoryPolicy.KEEP_LAST, "keep_all": HistoryPolicy.KEEP_ALL,
@@ -125,11 +123,11 @@ class DehazeNode(Node):
     # ------------------------------------------------------------------------------ parameters
     def _declare_parameters(self) -> NodeParams:
         for name, spec in PARAMETERS.items():
-            # dynamic_typing: NodeParams validates the type and names the parameter ("1" for a float is fine);
-            # rclpy would reject it with a less helpful message.
-            descriptor = ParameterDescriptor(
-                name=name, type=_PARAM_TYPES[spec.type], description=spec.description,
-                additional_constraints=spec.constraints, read_only=not spec.dynamic, dynamic_typing=True)
+            # dynamic_typing: NodeParams checks the type and names the parameter (and accepts 1 for 1.0), where
+            # rclpy would refuse a YAML integer for a float parameter with a less helpful message.
+            descriptor = ParameterDescriptor(name=name, description=spec.description,
+                                             additional_constraints=spec.constraints, read_only=not spec.dynamic,
+                                             dynamic_typing=True)
             self.declare_parameter(name, spec.default, descriptor)
         return NodeParams.from_mapping({name: self.get_parameter(name).value for name in PARAMETERS})
 

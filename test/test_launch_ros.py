@@ -188,6 +188,7 @@ def test_namespace_params_file_compressed_input_and_sim_time(ros, tmp_path):
         assert probe.count_publishers("/robot1/dehazed/camera_info") == 0, "use_camera_info: false from the file"
         info = probe.get_publishers_info_by_topic("/robot1/dehazed/image")
         assert [i.qos_profile.reliability.name for i in info] == ["RELIABLE"]
+
         # use_sim_time:=true: the node's clock, which stamps /diagnostics, follows /clock (77000 s + a few),
         # not the wall clock.
         def sim_stamped():

@@ -5,6 +5,7 @@ dark-channel-prior backend (no weights needed) and talks to a probe node over th
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -134,6 +135,25 @@ def test_main_exits_non_zero_with_the_reason(args, code, message):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_main_shuts_down_cleanly_on_a_signal(probe, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "dcmpnet_ros.node", *REMAP, "-p", "backend:=dcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        probe.wait_for_node("/test_cam/image_raw")
+        rgb = photo("chelsea", (48, 64))
+        probe.send_until_output(lambda s: image_msg(rgb, "rgb8", s), probe.pub_image, 900)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "dehazed/image" in out, out
+    probe.spin_until(lambda: "dehaze_node" not in probe.get_node_names(), 10, "the node leaving the graph")
+
+
 def test_output_qos_parameter_sets_the_publishers(probe, make_node):
     make_node(probe, output_qos="best_effort", output_qos_depth=3)
     info = probe.get_publishers_info_by_topic("/dehazed/image")
@@ -148,6 +168,7 @@ def test_lazy_node_runs_nothing_without_subscribers(make_node):
     try:
         node = make_node(blind, lazy=True)
         rgb = photo("chelsea", (64, 64))
+
         def received_three() -> bool:
             blind.pub_image.publish(image_msg(rgb, "rgb8", node.stats.input.count))
             blind.executor_.spin_once(timeout_sec=0.1)
