@@ -234,7 +234,9 @@ class Dehazer:
     always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "fp16" |
     "bf16".  ``max_pixels``: run the backend on at most this many pixels per frame (>= 256).
     ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
-    selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`.
+    selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`, which works on a
+    copy (the caller's model is left as it is); the prepared copy is :attr:`model`, run through
+    :class:`dcmpnet_core.fastpath.InferenceRunner`.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
@@ -272,12 +274,12 @@ class Dehazer:
         if model is None:
             raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
                              "backend='dcp'")
-        from .fastpath import prepare_for_inference
+        from .fastpath import InferenceRunner, prepare_for_inference
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")
         self.model = prepare_for_inference(model, self.device, precision, mode)
-        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self._runner = InferenceRunner(self.model)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
@@ -438,12 +440,11 @@ class Dehazer:
         if self.backend == "dcp":
             outs = [dehaze_dcp(img, self.dcp_params) for img in images]
             return np.stack([o.dehazed for o in outs]), np.stack([o.depth for o in outs])
-        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
-        x = (x * 2.0 - 1.0).to(self._dtype).contiguous()
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
+        # The runner casts to the model's dtype and layout and returns float32 (dehazed, raw depth).
+        dehazed, raw_depth = self._runner(x.contiguous())
         with torch.inference_mode():
-            out = self.model(x)
-            dehazed, raw_depth = out[0], out[1]       # indexing also fits fast paths that return tuples
-            dehazed = ((dehazed.float() + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
-            raw_depth = raw_depth.float()[:, 0].cpu().numpy()
+            dehazed = ((dehazed + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
+            raw_depth = raw_depth[:, 0].cpu().numpy()
         depth = np.stack([raw_to_relative_depth(r, self.depth_kind) for r in raw_depth])
         return np.ascontiguousarray(dehazed), depth

@@ -18,9 +18,10 @@ MISSING_WEIGHTS_HELP = (
     "no DCMPNet weights given and no bundled default weights are installed ({where}); get weights by "
     "training a model (dcmpnet train ...), or by converting the original release's weights "
     "(dcmpnet convert --dehaze DIACMPN-dehaze-X.pth --depth DIACMPN-depth-X.pth -o model.pt), then pass "
-    "the checkpoint (--weights model.pt / Dehazer.from_checkpoint('model.pt')); or use the classical "
-    "dark-channel-prior backend (--backend dcp / backend='dcp'), which needs no weights"
+    "the checkpoint (--weights model.pt / Dehazer.from_checkpoint('model.pt'))"
 )
+DCP_HINT = ("; or use the classical dark-channel-prior backend (--backend dcp / backend='dcp'), "
+            "which needs no weights")
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -34,8 +35,11 @@ def default_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def missing_weights_message() -> str:
-    """One-line explanation of how to get weights, naming where the default was looked for."""
+def missing_weights_message(dcp_hint: bool = True) -> str:
+    """One-line explanation of how to get weights, naming where the default was looked for.
+
+    ``dcp_hint`` adds that the dark-channel-prior backend works without weights (not for export).
+    """
     override = os.environ.get(ENV_VAR)
     where = f"{ENV_VAR}={override}" if override else str(DEFAULT_WEIGHTS)
-    return MISSING_WEIGHTS_HELP.format(where=where)
+    return MISSING_WEIGHTS_HELP.format(where=where) + (DCP_HINT if dcp_hint else "")

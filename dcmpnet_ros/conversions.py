@@ -55,9 +55,14 @@ class MessageRejected(ValueError):
     def __init__(self, reason: str, message: str, field: str = "", expected: Any = None, actual: Any = None):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.detail = message
         self.field = field
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self):
+        # keeps the attributes when the exception crosses a process boundary (multiprocessing, pickle)
+        return MessageRejected, (self.reason, self.detail, self.field, self.expected, self.actual)
 
 
 def _reject(reason: str, field: str, expected: Any, actual: Any, extra: str = "") -> MessageRejected:
@@ -152,8 +157,10 @@ def _byte_view(data: Any, field: str) -> np.ndarray:
 
 
 def _u16_to_u8(img: np.ndarray) -> np.ndarray:
-    # round(x * 255 / 65535) == round(x / 257) == (x + 128) // 257 for integers (no ties can occur).
-    return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    """16-bit samples (any byte order, any strides) -> uint8 by 255/65535, rounded to nearest, like cv_bridge."""
+    native = np.ascontiguousarray(img, dtype=np.uint16)
+    # x * 255/65535 == x/257 never lands on .5, so OpenCV's rounding is exact here (the tests check it).
+    return cv2.convertScaleAbs(native, alpha=1.0 / 257.0).reshape(native.shape)
 
 
 def _to_rgb(pixels: np.ndarray, layout: str) -> np.ndarray:
@@ -225,12 +232,14 @@ def _decode_image(msg: Any, max_pixels: int) -> DecodedImage:
     pixels = np.ndarray((height, width, enc.channels), dtype=dtype, buffer=buf, offset=0,
                         strides=(step, enc.channels * itemsize, itemsize))
     if enc.layout == "float":
-        grey = pixels[..., 0].astype(np.float64)
+        grey = np.array(pixels[..., 0], dtype=np.dtype(enc.dtype), order="C")
         bad = ~np.isfinite(grey)
         if bad.any():
             raise _reject("non_finite", "Image.data", f"finite {enc.name} values in [0, 1]",
                           f"{int(bad.sum())} NaN/Inf pixels of {grey.size}")
-        rgb = cv2.cvtColor(np.rint(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+        np.clip(grey, 0.0, 1.0, out=grey)
+        grey *= 255.0
+        rgb = cv2.cvtColor(np.rint(grey).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     elif enc.layout == "bayer":
         mosaic = np.ascontiguousarray(pixels[..., 0], dtype=np.dtype(enc.dtype))
         rgb = cv2.cvtColor(mosaic, enc.cv_code)
@@ -386,22 +395,31 @@ def _decode_compressed(msg: Any, max_pixels: int) -> DecodedImage:
     return DecodedImage(rgb, source)
 
 
+def decode_message(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """:func:`decode_compressed` for a CompressedImage (has ``format``), else :func:`decode_image`."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return decode_compressed(msg, max_pixels)
+    return decode_image(msg, max_pixels)
+
+
 # ------------------------------------------------------------------------------------------------------ encode
 def output_encoding_for(source_encoding: str) -> str:
     """Encoding of the published image: the source's for rgb8/bgr8 (so consumers see no change), else rgb8."""
     return source_encoding if source_encoding in ("rgb8", "bgr8") else "rgb8"
 
 
-def _fill_image(cls: type, header: Any, height: int, width: int, encoding: str, step: int, payload: np.ndarray):
+def _fill_image(cls: type, header: Any, height: int, width: int, encoding: str, step: int, payload: np.ndarray,
+                source: np.ndarray):
     """Build a sensor_msgs/Image of either message kind; ``payload`` is C-contiguous little-endian data."""
     if is_rosbags_class(cls):
-        data = np.frombuffer(payload.tobytes(), dtype=np.uint8).copy()
+        data = payload.reshape(-1).view(np.uint8)
+        data = data.copy() if np.may_share_memory(data, source) else data   # never alias the caller's array
         return cls(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step,
                    data=data)
     msg = cls(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
     # rclpy's setter stores an array.array('B') as is; any other sequence is checked element by element (slow).
     data = array.array("B")
-    data.frombytes(payload.tobytes())
+    data.frombytes(payload.reshape(-1).view(np.uint8))
     msg.data = data
     return msg
 
@@ -421,7 +439,8 @@ def encode_image(cls: type, header: Any, image: np.ndarray, encoding: str) -> An
     if encoding in ("rgb8", "bgr8"):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image: expected (H,W,3) uint8 RGB for {encoding}, got {image.shape} {image.dtype}")
-        payload = image[..., ::-1] if encoding == "bgr8" else image
+        image = np.ascontiguousarray(image)
+        payload = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if encoding == "bgr8" else image
         bpp = 3
     elif encoding == "mono8":
         if image.ndim == 3 and image.shape[2] == 1:
@@ -439,7 +458,7 @@ def encode_image(cls: type, header: Any, image: np.ndarray, encoding: str) -> An
     if height == 0 or width == 0:
         raise ValueError(f"image: expected a non-empty image, got shape {image.shape}")
     return _fill_image(cls, header, int(height), int(width), encoding, int(width) * bpp,
-                       np.ascontiguousarray(payload))
+                       np.ascontiguousarray(payload), image)
 
 
 def encode_depth(cls: type, header: Any, depth: np.ndarray) -> Any:

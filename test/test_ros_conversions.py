@@ -411,3 +411,43 @@ def test_copy_camera_info_empty_distortion(k):
 
 def test_header_key(k):
     assert header_key(k.header(3, 4, "x")) == (3, 4, "x")
+
+
+def test_ros_free_modules_import_neither_ros_nor_torch():
+    """The node's helpers must load on a ROS machine without torch and off ROS without rclpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import dcmpnet_ros.conversions, dcmpnet_ros.frame_queue, dcmpnet_ros.diagnostics, "
+            "dcmpnet_ros.params; print(' '.join(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    roots = {m.split(".")[0] for m in res.stdout.split()}
+    assert not roots & {"rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "diagnostic_msgs", "torch", "dcmpnet_core"}
+
+
+def test_bayer16_big_endian_matches_little_endian(k, rgb):
+    mosaic = _mosaic(rgb, "gbrg").astype(np.uint16) * 257 + 100
+    outs = []
+    for bigendian in (0, 1):
+        raw, step = padded_rows(mosaic, 2, ">u2" if bigendian else "<u2")
+        outs.append(decode_image(k.image(raw, *mosaic.shape, "bayer_gbrg16", step, bigendian=bigendian)).rgb)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert psnr(outs[0], rgb, border=2) > 25
+
+
+def test_rclpy_stand_in_enforces_field_types():
+    """The rclpy stand-ins refuse what rclpy refuses, so passing tests mean the right types were used."""
+    ros = kit("rclpy")
+    msg = ros.Image()
+    with pytest.raises(AssertionError, match="'data' field must be a set or sequence"):
+        msg.data = np.zeros(4, np.uint8)                 # rclpy wants array.array('B') or a list of ints
+    with pytest.raises(AssertionError, match="type code of 'B'"):
+        msg.data = array.array("b", [1])
+    with pytest.raises(AssertionError, match="Invalid arguments passed to constructor: colour"):
+        ros.Image(colour="red")
+    status = ros.DiagnosticStatus()
+    with pytest.raises(AssertionError, match="'level' field must be of type 'bytes'"):
+        status.level = 2
+    info = ros.CameraInfo()
+    with pytest.raises(AssertionError, match="'k' numpy.ndarray.. must have a size of 9"):
+        info.k = np.zeros(12)

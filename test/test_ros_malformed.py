@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from msg_kinds import KINDS, kit, padded_rows, photo, png_bytes
 
-from dcmpnet_ros.conversions import REJECT_REASONS, MessageRejected, decode_compressed, decode_image
+from dcmpnet_ros.conversions import REJECT_REASONS, MessageRejected, decode_compressed, decode_image, decode_message
 
 H, W = 96, 128
 RGB = photo("astronaut")
@@ -184,6 +184,24 @@ def test_exception_carries_field_expected_actual():
     assert isinstance(exc, ValueError)
     assert (exc.reason, exc.field, exc.actual) == ("step_too_small", "Image.step", 10)
     assert str(exc) == "step_too_small: Image.step: expected >= width * 3 = 384, got 10"
+
+
+def test_exception_survives_pickling():
+    import pickle
+
+    with pytest.raises(MessageRejected) as info:
+        decode_compressed(kit("rosbags").compressed(b"", "png"))
+    back = pickle.loads(pickle.dumps(info.value))
+    assert (back.reason, back.field, str(back)) == ("empty_compressed", "CompressedImage.data", str(info.value))
+
+
+def test_decode_message_dispatches():
+    ros = kit("rclpy")
+    assert decode_message(ros.compressed(PNG, "png")).rgb.shape == RGB.shape
+    assert decode_message(_img(ros)).source_encoding == "rgb8"
+    with pytest.raises(MessageRejected) as info:
+        decode_message(ros.compressed(b"", "jpeg"))
+    assert info.value.reason == "empty_compressed"
 
 
 def test_max_pixels_argument_is_checked():

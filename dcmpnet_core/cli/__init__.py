@@ -9,9 +9,9 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import convert, variants
+from . import bench, convert, export, infer, variants
 
-CORE_COMMANDS = [convert, variants]
+CORE_COMMANDS = [convert, infer, export, variants, bench]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
