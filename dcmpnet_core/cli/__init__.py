@@ -9,9 +9,10 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import convert, variants
+from . import convert, train, variants
+from . import eval as evaluate
 
-CORE_COMMANDS = [convert, variants]
+CORE_COMMANDS = [convert, variants, train, evaluate]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
