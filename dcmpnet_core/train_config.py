@@ -248,6 +248,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return int(num)
         return float(num)
     if tp is str:
+        if isinstance(value, bool):
+            # YAML 1.1 reads a bare off/on/no/yes as a boolean: ``amp: off`` means the word.
+            return "on" if value else "off"
         if isinstance(value, (str, os.PathLike)):
             return os.fspath(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -7,6 +7,7 @@ target are all exact.  Items follow the dataset API of ``dcmpnet_core.data.build
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -49,6 +50,20 @@ def make_pair(index: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     t = np.exp(-beta * depth)[..., None]
     hazy = clear * t + airlight * (1.0 - t)
     return clear.astype(np.float32), hazy.astype(np.float32), depth.astype(np.float32)
+
+
+def no_onednn() -> Iterator[None]:
+    """Generator for a module-scoped fixture: oneDNN off while a test module runs, then restored.
+
+    On small CPU tensors oneDNN's convolution backward spends most of its time creating
+    primitives (2-4x slower than PyTorch's native kernels for the tiny variant at 32-64 px).
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class HazyPhotoPairs(Dataset):
