@@ -36,7 +36,14 @@ def _version() -> str:
 
 def run(argv: Sequence[str] | None = None, extra: Sequence = ()) -> int:
     parser = build_parser(extra)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # argparse cannot collect positionals given after options (``train CONFIG --out D k=v``); a
+    # command that wants them names the list they go to with set_defaults(extra_positionals=DEST).
+    dest = getattr(args, "extra_positionals", None)
+    if unknown:
+        if dest is None or any(u.startswith("-") for u in unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        setattr(args, dest, list(getattr(args, dest) or []) + unknown)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return int(handler(args) or 0)

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "unless CONFIG is given)")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, extra_positionals="items")
 
 
 def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
