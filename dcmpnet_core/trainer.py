@@ -12,7 +12,7 @@ so an interrupted run keeps its last good files):
 * ``val_log.csv``, ``previews/step_NNNNNNN.png`` (hazy | dehazed | clear | depth), ``tb/``
   (TensorBoard scalars, when tensorboard is installed).
 
-Multi-GPU: launch with ``torchrun --nproc_per_node N``; each network is wrapped in its own
+Multi-GPU: launch with ``torchrun --standalone --nproc_per_node N``; each network is wrapped in its own
 DistributedDataParallel (see :mod:`dcmpnet_core.task` for why), every process reads a disjoint
 part of each global batch, and validation is split over processes.  Gloo is used on CPU.
 """

@@ -92,7 +92,7 @@ def test_train_then_eval(dataset, tmp_path):
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_torchrun_two_processes(dataset, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "dcmpnet_ros.cli", "train", "config/train_synthetic.yaml", "--data", str(dataset), "--out", str(run),
            "--no-progress", "train.bn=frozen", *FAST]
     env = _env()

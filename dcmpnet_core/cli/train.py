@@ -8,7 +8,7 @@ EPILOG = """examples:
   dcmpnet train config/train_synthetic.yaml --data data/synth --out runs/synth
   dcmpnet train config/train_its.yaml --out runs/its data.root=data/RESIDE-IN train.ema_decay=0.999
   dcmpnet train --resume runs/its                       # continue where it stopped
-  torchrun --nproc_per_node 4 -m dcmpnet_ros.cli train config/train_its.yaml --out runs/its4
+  torchrun --standalone --nproc_per_node 4 -m dcmpnet_ros.cli train config/train_its.yaml --out runs/its4
 """
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         best = (f"best val PSNR {summary['best_psnr']:.3f} dB at step {summary['best_step']}"
                 if summary.get("best_step", -1) >= 0 else "no validation")
         print(f"trained {summary['step']} steps ({summary['epochs']:.2f} epochs, "
-              f"{summary['train_seconds']:.0f} s of training): {best}")
+              f"{summary['train_seconds']:.1f} s of training): {best}")
         print(f"checkpoints: {Path(out) / 'last.pt'}" + (f", {Path(out) / 'best.pt'}" if summary["best_step"] >= 0
                                                          else ""))
     return 0
