@@ -83,6 +83,9 @@ def lr_at(step: int, total: int, base: float, lr_min: float, warmup: int = 0) ->
 class EpochSampler(Sampler[int]):
     """Shuffled indices for one process: a fixed permutation per (seed, epoch), full global batches only.
 
+    Used instead of ``DistributedSampler`` (the same split of each permutation over processes)
+    because a resumed run must be able to start in the middle of an epoch.
+
     With ``world`` processes of ``batch`` images each, global batch ``k`` is
     ``perm[k*world*batch : (k+1)*world*batch]`` and process ``rank`` takes every ``world``-th
     of it, so the union over processes is the same set of images a single process with batch
@@ -419,7 +422,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.model)
         self.step += 1
-        out = {k: float(v.detach()) for k, v in terms.items()}
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()     # one device sync
+        out = dict(zip(terms, values))
         out["lr_dehaze"] = self.opt_dehaze.param_groups[0]["lr"]
         out["lr_depth"] = self.opt_depth.param_groups[0]["lr"]
         return out

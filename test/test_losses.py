@@ -70,7 +70,8 @@ def test_bad_perceiver_arguments():
         perceiver(torch.ones(1, 1, 4, 4), temperature=0)
 
 
-@pytest.mark.parametrize("form,kw", [("softmax", {"temperature": 0.7}), ("linear", {}), ("power", {"power": 2.0})])
+@pytest.mark.parametrize("form,kw", [("softmax", {"temperature": 0.7}), ("linear", {}), ("power", {"power": 2.0}),
+                                     ("upstream", {})])
 def test_perceiver_gradcheck(form, kw):
     gen = torch.Generator().manual_seed(0)
     d = (torch.rand(2, 3, 5, 6, generator=gen, dtype=torch.float64) + 0.05).requires_grad_()
