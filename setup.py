@@ -39,7 +39,7 @@ setup(
         "timm>=0.9.2",
         "pyyaml>=5.4",
         "tqdm>=4.60",
-        "rosbags>=0.9.20",
+        "rosbags>=0.11",           # rosbag2 MCAP writer, Writer(version=...), rosbags.convert helpers (dcmpnet bag)
         "scikit-image>=0.19",
         *opencv_requirement(),
     ],

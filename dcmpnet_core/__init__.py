@@ -17,6 +17,7 @@ _EXPORTS = {
     "ModelConfig": "config", "DehazeNetConfig": "config", "DepthNetConfig": "config", "VARIANTS": "config",
     "get_variant": "config", "ConfigError": "config",
     "CheckpointError": "upstream",
+    "Dehazer": "inference", "DehazeResult": "inference",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

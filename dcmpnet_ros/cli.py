@@ -6,8 +6,10 @@ from typing import Sequence
 
 from dcmpnet_core.cli import run
 
+from . import bag_cli, demo
+
 # Commands that work on ROS messages (rosbag2 files) live beside the conversion code they use.
-ROS_COMMANDS: list = []
+ROS_COMMANDS: list = [bag_cli, demo]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

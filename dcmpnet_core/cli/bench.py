@@ -1,0 +1,52 @@
+"""``dcmpnet bench``: latency of the inference fast paths against plain eager fp32, in one run."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark inference modes; the first row is the eager fp32 reference",
+                       description="Times the network (dehazing + depth) on one random frame in each mode and "
+                                   "prints one table: mode, median and p90 latency, fps, speed-up over the eager "
+                                   "fp32 reference (first row) and the max abs output difference to it.")
+    p.add_argument("--size", default="480x640", help="frame size HxW (default: %(default)s)")
+    p.add_argument("--config", default="paper", help="model variant name (default: %(default)s)")
+    p.add_argument("--weights", default=None, help="checkpoint to benchmark instead of random weights")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: %(default)s)")
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16"],
+                   help="precisions to time besides the reference (default: fp32)")
+    p.add_argument("--modes", nargs="+", default=None,
+                   help="inference modes (default: eager fast; add compile, cuda_graphs on GPU)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per row (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=1, help="frames per forward (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..bench import format_table, run_benchmark
+    from ..model import DCMPNet
+    from . import CommandError
+    from .variants import parse_size
+
+    h, w = parse_size(args.size)
+    if args.repeat < 1 or args.batch < 1:
+        raise CommandError("--repeat and --batch must be at least 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError(f"--device {args.device}: CUDA is not available on this machine")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = DCMPNet.from_checkpoint(args.weights) if args.weights else DCMPNet(args.config)
+    modes = args.modes or (["eager", "fast", "cuda_graphs"] if args.device.startswith("cuda") else ["eager", "fast"])
+    name = args.weights or f"variant '{args.config}' (random weights)"
+    dev_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"
+    print(f"dcmpnet bench: {name}, {h}x{w}, batch {args.batch}, device {args.device} ({dev_name}), "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
+    rows = run_benchmark(model, h, w, args.device, modes, args.precision, repeat=args.repeat, batch=args.batch,
+                         progress=lambda m: print(f"  timing {m} ...", file=sys.stderr, flush=True))
+    print(format_table(rows))
+    return 0

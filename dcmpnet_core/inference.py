@@ -1,0 +1,450 @@
+"""The inference engine behind every user path: the ROS node, bag replay and ``dcmpnet infer``.
+
+:class:`Dehazer` turns RGB images (NumPy, HWC) into a dehazed image and a relative depth map,
+with either DCMPNet (``backend="dcmpnet"``, needs weights) or the classical dark channel prior
+(``backend="dcp"``, no weights; :mod:`dcmpnet_core.dcp`).
+
+Input contract (checked at every public call; violations raise ``ValueError`` naming expected
+and actual):
+
+* an ``np.ndarray`` of shape (H, W, 3), RGB channel order;
+* dtype ``uint8`` (0-255) or ``float32`` / ``float64`` in [0, 1];
+* both sides at least 16 px: smaller images are **rejected**, not upscaled, because the network
+  downsamples by 16 and invented pixels would only produce invented output;
+* float values slightly outside [0, 1] (resampling overshoot) are clipped; values below -0.5 or
+  above 1.5 are rejected (usually 0-255 data passed as float);
+* NaN / +-Inf in float input are **replaced by 0** (black), counted in
+  :attr:`DehazeResult.nonfinite_pixels` and reported with a ``RuntimeWarning``, so one bad pixel
+  never loses a frame.
+
+Output: :class:`DehazeResult` with ``dehazed`` in the dtype, value convention and size of the
+input, and ``depth`` (H, W) float32 in the project convention (relative depth, larger = farther,
+divided by its per-image maximum; :mod:`dcmpnet_core.depth_convention`).
+
+Reduced-resolution inference (``max_pixels`` / ``inference_scale``) runs the backend on an
+area-downsampled copy and brings the *restoration* back to full resolution, not the image: the
+haze model ``I = J t + A (1 - t)`` makes the restored image a per-pixel affine function of the
+hazy one, ``J = a I + b`` with ``a = 1/t``, ``b = A (1 - 1/t)``, and ``t`` varies smoothly.  So
+``a`` and ``b`` are fitted per colour channel in small windows at low resolution
+(``dehazed_lr ~ a * hazy_lr + b``, a guided-filter regression), upsampled bilinearly and applied
+to the full-resolution input, which keeps the input's fine detail (see :func:`guided_upsample`).
+Depth is upsampled bilinearly.
+
+Out of GPU (or CPU) memory, a frame is retried with ``max_pixels`` halved, at most
+``max_oom_retries`` times, with a ``RuntimeWarning``; the lower limit then stays in force for
+later frames (a camera stream would otherwise run out of memory on every frame).  A batch that
+runs out of memory is first split into single frames.
+
+Threading: a Dehazer is meant to be used from one worker thread (the ROS node runs it in its
+processing thread).  Calls are serialised by an internal lock, so sharing one between threads is
+safe but gains nothing; for parallel work use one Dehazer per thread or device.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .dcp import DCPParams, box_mean, dehaze_dcp
+from .weights import WeightsNotFoundError, default_weights_path, missing_weights_message
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+BACKENDS = ("dcmpnet", "dcp")
+MIN_SIDE = 16
+# Float input further outside [0, 1] than this is taken as a scale mistake (e.g. 0-255 floats).
+_FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
+# relative_disparity -> depth: min-max normalised disparity is floored here before inverting,
+# so the farthest pixel is at most 1 / DISPARITY_FLOOR times as far as the nearest.
+DISPARITY_FLOOR = 0.01
+# relative_depth: raw values are floored at this fraction of the maximum (the DE network is not
+# constrained to positive output, and depth 0 has no meaning in the convention).
+DEPTH_FLOOR = 1e-3
+# Guided upsampling: window radius in low-resolution pixels and ridge regularisation
+# (intensity^2 units, [0, 1] scale).
+UPSAMPLE_RADIUS = 1
+UPSAMPLE_EPS = 1e-4
+
+
+@dataclass
+class DehazeResult:
+    """One processed frame.
+
+    ``dehazed``: (H,W,3) RGB, same dtype and convention as the input (uint8 0-255, or float in
+    [0, 1]); ``depth``: (H,W) float32 relative depth in (0, 1], larger = farther;
+    ``latency_ms``: wall time of the call (for a batch: its share of the batch time);
+    ``scale``: linear resolution factor the backend ran at (1.0 = full resolution);
+    ``nonfinite_pixels``: input pixels with NaN/Inf that were replaced by 0;
+    ``warnings``: messages about this frame (non-finite input, out-of-memory retries).
+    """
+
+    dehazed: np.ndarray
+    depth: np.ndarray
+    latency_ms: float
+    scale: float = 1.0
+    nonfinite_pixels: int = 0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class _Frame:
+    image: np.ndarray            # (H,W,3) float32 in [0, 1]
+    dtype: np.dtype
+    nonfinite: int
+    notes: list[str]
+
+
+# --------------------------------------------------------------------------------------- helpers
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda if available else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` checked to exist."""
+    spec = str(device) if isinstance(device, torch.device) else device
+    if not isinstance(spec, str):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    s = spec.strip().lower()
+    if s == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if s == "cpu":
+        return torch.device("cpu")
+    if s == "cuda" or re.fullmatch(r"cuda:\d+", s):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {spec!r} was requested but CUDA is not available (torch.cuda.is_available() is False; "
+                f"torch {torch.__version__}, built for CUDA {torch.version.cuda}); use device='cpu' or 'auto'"
+            )
+        count = torch.cuda.device_count()
+        index = int(s.split(":")[1]) if ":" in s else torch.cuda.current_device()
+        if index >= count:
+            raise RuntimeError(f"device {spec!r} was requested but only {count} CUDA device(s) exist "
+                               f"(cuda:0 .. cuda:{count - 1})")
+        return torch.device("cuda", index)
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA out-of-memory errors and failed CPU allocations."""
+    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
+                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    msg = str(exc)
+    return isinstance(exc, (RuntimeError, MemoryError)) and (
+        isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate memory" in msg)
+
+
+def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -> np.ndarray:
+    """The DE network's raw output (H,W) -> relative depth (H,W) float32 in (0, 1], larger = farther.
+
+    ``relative_depth``: values below ``DEPTH_FLOOR * max`` are raised to it, then divided by the
+    max.  ``relative_disparity`` (larger = nearer, up to unknown scale and shift): min-max
+    normalised to [0, 1], floored at ``DISPARITY_FLOOR``, inverted, divided by the max; so the
+    farthest pixel gets 1 and the nearest ``DISPARITY_FLOOR``.  A constant map (nothing known)
+    gives all ones.
+    """
+    d = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if depth_kind == "relative_depth":
+        top = float(d.max()) if d.size else 0.0
+        if not top > 0:
+            return np.ones(d.shape, dtype=np.float32)
+        return (np.maximum(d, top * DEPTH_FLOOR) / top).astype(np.float32)
+    if depth_kind == "relative_disparity":
+        lo, hi = float(d.min()), float(d.max())
+        if not hi - lo > 1e-12 * max(1.0, abs(hi)):
+            return np.ones(d.shape, dtype=np.float32)
+        depth = 1.0 / np.maximum((d - lo) / (hi - lo), DISPARITY_FLOOR)
+        return (depth / depth.max()).astype(np.float32)
+    raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+
+
+def guided_upsample(low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray,
+                    radius: int = UPSAMPLE_RADIUS, eps: float = UPSAMPLE_EPS) -> np.ndarray:
+    """Carry a low-resolution restoration to full resolution through a local affine model.
+
+    ``low_in``, ``low_out``: (h,w,3) float32, the backend's input and output at low resolution;
+    ``full_in``: (H,W,3) float32, the full-resolution input.  Per channel and window of radius
+    ``radius`` (low-res pixels), ``low_out ~ a * low_in + b`` is fitted with ridge weight ``eps``
+    on ``a``; ``a``, ``b`` are averaged over overlapping windows, resized bilinearly to (H,W) and
+    applied to ``full_in``.  Returns (H,W,3) float32, unclamped.  This is the "fast guided
+    filter" of He and Sun (2015) used for upsampling a filter's output.
+    """
+    h_full, w_full = full_in.shape[:2]
+    mean_i, mean_p = box_mean(low_in, radius), box_mean(low_out, radius)
+    cov = box_mean(low_in * low_out, radius) - mean_i * mean_p
+    var = box_mean(low_in * low_in, radius) - mean_i * mean_i
+    a = cov / (np.maximum(var, 0.0) + eps)
+    b = mean_p - a * mean_i
+    a_up = cv2.resize(box_mean(a, radius), (w_full, h_full), interpolation=cv2.INTER_LINEAR)
+    b_up = cv2.resize(box_mean(b, radius), (w_full, h_full), interpolation=cv2.INTER_LINEAR)
+    return a_up * full_in + b_up
+
+
+def _validate_image(image: object, name: str) -> _Frame:
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy.ndarray of shape (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        hint = " (drop the alpha channel)" if image.ndim == 3 and image.shape[2] == 4 else ""
+        raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got shape {image.shape}{hint}")
+    if image.dtype not in (np.uint8, np.float32, np.float64):
+        raise ValueError(f"{name}: expected dtype uint8, float32 or float64, got {image.dtype}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"{name}: image is empty, shape {image.shape}")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(f"{name}: expected both sides >= {MIN_SIDE} px, got {h}x{w} (H x W); "
+                         "smaller images are not upscaled")
+    notes: list[str] = []
+    if image.dtype == np.uint8:
+        return _Frame(image.astype(np.float32) / 255.0, image.dtype, 0, notes)
+    img = image.astype(np.float32)
+    finite = np.isfinite(img)
+    nonfinite = 0
+    if not finite.all():
+        nonfinite = int((~finite.all(axis=2)).sum())
+        img = np.where(finite, img, np.float32(0.0))
+        msg = f"{name}: {nonfinite} pixel(s) with NaN/Inf replaced by 0"
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        notes.append(msg)
+    lo, hi = float(img.min()), float(img.max())
+    if lo < _FLOAT_LOW or hi > _FLOAT_HIGH:
+        raise ValueError(f"{name}: float images must hold values in [0, 1], got range [{lo:g}, {hi:g}] "
+                         "(for 0-255 data pass uint8 or divide by 255)")
+    return _Frame(np.clip(img, 0.0, 1.0), image.dtype, nonfinite, notes)
+
+
+def _to_output(img01: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.round(img01 * 255.0).astype(np.uint8)
+    return img01.astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------- engine
+class Dehazer:
+    """Dehazing + relative depth for RGB frames; see the module docstring for the full contract.
+
+    ``model``: a :class:`~dcmpnet_core.model.DCMPNet` (required for ``backend="dcmpnet"``, must
+    be None for ``"dcp"``).  ``device``: "auto" | "cpu" | "cuda" | "cuda:N" (the dcp backend
+    always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "fp16" |
+    "bf16".  ``max_pixels``: run the backend on at most this many pixels per frame (>= 256).
+    ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
+    selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`, which works on a
+    copy (the caller's model is left as it is); the prepared copy is :attr:`model`, run through
+    :class:`dcmpnet_core.fastpath.InferenceRunner`.
+    """
+
+    def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
+                 precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
+                 inference_scale: float = 1.0, mode: str = "eager", max_oom_retries: int = 3,
+                 dcp_params: DCPParams | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                       or max_pixels < MIN_SIDE * MIN_SIDE):
+            raise ValueError(f"max_pixels must be None or an integer >= {MIN_SIDE * MIN_SIDE}, got {max_pixels!r}")
+        if isinstance(inference_scale, bool) or not isinstance(inference_scale, (int, float)) \
+                or not 0.0 < float(inference_scale) <= 1.0:
+            raise ValueError(f"inference_scale must be a number in (0, 1], got {inference_scale!r}")
+        if isinstance(max_oom_retries, bool) or not isinstance(max_oom_retries, int) or max_oom_retries < 0:
+            raise ValueError(f"max_oom_retries must be a non-negative integer, got {max_oom_retries!r}")
+        self.backend = backend
+        self.precision = precision
+        self.mode = mode
+        self.max_pixels = max_pixels
+        self.inference_scale = float(inference_scale)
+        self.max_oom_retries = max_oom_retries
+        self.dcp_params = dcp_params or DCPParams()
+        self._lock = threading.Lock()
+        if backend == "dcp":
+            if model is not None:
+                raise ValueError("backend 'dcp' uses no network; pass model=None")
+            resolve_device(device)                    # spelling check only: DCP runs in NumPy/OpenCV
+            self.device = torch.device("cpu")
+            self.model = None
+            self.depth_kind = "relative_depth"
+            return
+        if model is None:
+            raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
+                             "backend='dcp'")
+        from .fastpath import InferenceRunner, prepare_for_inference
+
+        self.device = resolve_device(device)
+        self.depth_kind = getattr(model, "depth_kind", "relative_depth")
+        self.model = prepare_for_inference(model, self.device, precision, mode)
+        self._runner = InferenceRunner(self.model)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                        precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
+                        inference_scale: float = 1.0, mode: str = "eager", **kwargs) -> Dehazer:
+        """Load a project checkpoint (``path=None``: the bundled default weights) into a Dehazer.
+
+        With ``backend="dcp"`` no weights are used and ``path`` must be None.  Raises
+        :class:`~dcmpnet_core.weights.WeightsNotFoundError` (a ``FileNotFoundError``) when no
+        path is given and no default weights are installed; its message says how to get weights.
+        """
+        if backend == "dcp":
+            if path is not None:
+                raise ValueError(f"backend 'dcp' uses no weights, got path={os.fspath(path)!r}")
+            return cls(None, device=device, precision=precision, backend="dcp", max_pixels=max_pixels,
+                       inference_scale=inference_scale, mode=mode, **kwargs)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if path is None:
+            path = default_weights_path()
+            if path is None:
+                raise WeightsNotFoundError(missing_weights_message())
+        resolve_device(device)                        # fail on a missing GPU before reading weights
+        from .model import DCMPNet
+
+        model = DCMPNet.from_checkpoint(Path(path), map_location="cpu")
+        return cls(model, device=device, precision=precision, backend=backend, max_pixels=max_pixels,
+                   inference_scale=inference_scale, mode=mode, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"Dehazer(backend={self.backend!r}, device={str(self.device)!r}, precision={self.precision!r}, "
+                f"max_pixels={self.max_pixels!r}, inference_scale={self.inference_scale!r}, mode={self.mode!r})")
+
+    # ------------------------------------------------------------------------------- public calls
+    def __call__(self, image: np.ndarray) -> DehazeResult:
+        """Dehaze one (H,W,3) RGB frame (uint8, or float in [0, 1]); see :class:`DehazeResult`."""
+        start = time.perf_counter()
+        frame = _validate_image(image, "image")
+        with self._lock:
+            notes: list[str] = []
+            (dehazed, depth), scale = self._restore_with_retry([frame.image], notes)
+        return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3)
+
+    def process_batch(self, images: Sequence[np.ndarray]) -> list[DehazeResult]:
+        """Dehaze several frames; frames of equal size run as one batch; results in input order.
+
+        Results equal frame-by-frame calls (up to float rounding of batched kernels).
+        ``latency_ms`` of each result is its share of its size group's time.
+        """
+        if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
+            raise ValueError(f"images: expected a sequence (list/tuple) of (H, W, 3) arrays, "
+                             f"got {type(images).__name__}")
+        frames = [_validate_image(img, f"images[{i}]") for i, img in enumerate(images)]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            groups.setdefault(f.image.shape[:2], []).append(i)
+        results: list[DehazeResult | None] = [None] * len(frames)
+        with self._lock:
+            for idx in groups.values():
+                start = time.perf_counter()
+                notes: list[str] = []
+                outs = self._restore_group(idx, frames, notes)
+                share = (time.perf_counter() - start) * 1e3 / len(idx)
+                for i, (dehazed, depth, scale) in zip(idx, outs):
+                    results[i] = self._result(frames[i], dehazed, depth, scale, notes, share)
+        return results  # type: ignore[return-value]
+
+    def warmup(self, height: int = 256, width: int = 256) -> float:
+        """Run one grey frame so that lazy initialisation is not paid by the first real one; returns ms."""
+        return self(np.full((height, width, 3), 128, np.uint8)).latency_ms
+
+    # ------------------------------------------------------------------------------------ internals
+    def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],
+                latency_ms: float) -> DehazeResult:
+        return DehazeResult(_to_output(dehazed01, frame.dtype), depth, float(latency_ms), float(scale),
+                            frame.nonfinite, tuple(frame.notes + notes))
+
+    def _restore_group(self, idx: list[int], frames: list[_Frame], notes: list[str]) -> list:
+        images = [frames[i].image for i in idx]
+        if len(images) > 1:
+            try:
+                (dehazed, depth), scale = self._restore(images)
+                return [(dehazed[k], depth[k], scale) for k in range(len(images))]
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            self._free_memory()
+            msg = f"out of memory on {self.device} with a batch of {len(images)}; processing those frames one by one"
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            notes.append(msg)
+        outs = []
+        for img in images:
+            (dehazed, depth), scale = self._restore_with_retry([img], notes)
+            outs.append((dehazed[0], depth[0], scale))
+        return outs
+
+    def _work_size(self, h: int, w: int) -> tuple[int, int]:
+        s = self.inference_scale
+        if self.max_pixels is not None and h * w * s * s > self.max_pixels:
+            s = math.sqrt(self.max_pixels / (h * w))
+        if s >= 1.0:
+            return h, w
+        # Never below the network's minimum side, never above the input.
+        return min(h, max(MIN_SIDE, int(s * h))), min(w, max(MIN_SIDE, int(s * w)))
+
+    def _restore_with_retry(self, images: list[np.ndarray], notes: list[str]) -> tuple:
+        h, w = images[0].shape[:2]
+        for attempt in range(self.max_oom_retries + 1):
+            lh, lw = self._work_size(h, w)
+            try:
+                return self._restore(images)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if attempt == self.max_oom_retries or lh * lw <= MIN_SIDE * MIN_SIDE:
+                    raise RuntimeError(
+                        f"out of memory on {self.device} at a {lh}x{lw} network input after {attempt} "
+                        f"retr{'y' if attempt == 1 else 'ies'} at reduced resolution; lower max_pixels or "
+                        "inference_scale, use precision='fp16', or run on another device") from exc
+            # Outside the except block, so the traceback no longer pins the failed step's tensors.
+            self._free_memory()
+            # Halve the nominal pixel budget (not the rounded work size), so retries follow 1/2, 1/4, ...
+            budget = h * w * self.inference_scale ** 2
+            if self.max_pixels is not None:
+                budget = min(budget, self.max_pixels)
+            self.max_pixels = max(MIN_SIDE * MIN_SIDE, int(budget) // 2)
+            msg = (f"out of memory on {self.device} at a {lh}x{lw} network input; retrying with "
+                   f"max_pixels={self.max_pixels} (kept for later frames)")
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
+            notes.append(msg)
+        raise AssertionError("unreachable")
+
+    def _free_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _restore(self, images: list[np.ndarray]) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+        """Same-size float32 [0, 1] frames -> ((N,H,W,3) dehazed in [0, 1], (N,H,W) depth), scale."""
+        h, w = images[0].shape[:2]
+        lh, lw = self._work_size(h, w)
+        full = (lh, lw) == (h, w)
+        low = images if full else [cv2.resize(img, (lw, lh), interpolation=cv2.INTER_AREA) for img in images]
+        dehazed_lr, depth_lr = self._backend(low)
+        if full:
+            return (np.clip(dehazed_lr, 0.0, 1.0), depth_lr), 1.0
+        dehazed = np.stack([np.clip(guided_upsample(lo, out, img), 0.0, 1.0)
+                            for lo, out, img in zip(low, dehazed_lr, images)])
+        depth = np.stack([self._upsample_depth(d, h, w) for d in depth_lr])
+        return (dehazed, depth), math.sqrt(lh * lw / (h * w))
+
+    @staticmethod
+    def _upsample_depth(depth: np.ndarray, h: int, w: int) -> np.ndarray:
+        up = cv2.resize(depth, (w, h), interpolation=cv2.INTER_LINEAR)
+        return (up / up.max()).astype(np.float32)
+
+    def _backend(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,h,w,3) float32 [0, 1] -> dehazed (N,h,w,3) float32 (unclamped), depth (N,h,w) convention."""
+        if self.backend == "dcp":
+            outs = [dehaze_dcp(img, self.dcp_params) for img in images]
+            return np.stack([o.dehazed for o in outs]), np.stack([o.depth for o in outs])
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
+        # The runner casts to the model's dtype and layout and returns float32 (dehazed, raw depth).
+        dehazed, raw_depth = self._runner(x.contiguous())
+        with torch.inference_mode():
+            dehazed = ((dehazed + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
+            raw_depth = raw_depth[:, 0].cpu().numpy()
+        depth = np.stack([raw_to_relative_depth(r, self.depth_kind) for r in raw_depth])
+        return np.ascontiguousarray(dehazed), depth

@@ -1,0 +1,69 @@
+"""Pictures for people: colour-mapped depth and hazy | dehazed | depth panels.
+
+Colour convention of every depth preview in this project: the INFERNO colour map with
+**near = bright (yellow), far = dark (black/purple)**, stretched per image between the nearest
+and the farthest finite pixel (so previews show relative structure, never absolute distance).
+Non-finite depth is drawn black.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def _as_uint8_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"{name} must have shape (H, W, 3) RGB, got shape {img.shape}")
+    if img.dtype == np.uint8:
+        return np.ascontiguousarray(img)
+    if img.dtype == np.uint16:
+        return np.ascontiguousarray((img >> 8).astype(np.uint8))
+    if np.issubdtype(img.dtype, np.floating):
+        return np.ascontiguousarray(np.round(np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0).astype(np.uint8))
+    raise ValueError(f"{name} must be uint8, uint16 or float in [0, 1], got dtype {img.dtype}")
+
+
+def depth_to_color(depth: np.ndarray) -> np.ndarray:
+    """Relative depth (H,W) -> (H,W,3) uint8 RGB; near = bright, far = dark (INFERNO), stretched per image."""
+    d = np.asarray(depth, dtype=np.float64)
+    if d.ndim == 3 and d.shape[2] == 1:
+        d = d[..., 0]
+    if d.ndim != 2:
+        raise ValueError(f"depth must have shape (H, W), got shape {d.shape}")
+    ok = np.isfinite(d)
+    nearness = np.zeros(d.shape, dtype=np.float64)
+    if ok.any():
+        lo, hi = float(d[ok].min()), float(d[ok].max())
+        nearness[ok] = (hi - d[ok]) / (hi - lo) if hi > lo else 0.5
+    grey = np.round(nearness * 255.0).astype(np.uint8)
+    bgr = cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)
+    bgr[~ok] = 0
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def _label(panel: np.ndarray, text: str) -> None:
+    h, w = panel.shape[:2]
+    scale = max(0.3, min(h, w) / 400.0)
+    thick = max(1, int(round(scale * 2)))
+    org = (max(2, int(6 * scale)), max(10, int(22 * scale)))
+    # Dark outline under light text, so the label reads on bright and dark images alike.
+    cv2.putText(panel, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(panel, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def side_by_side(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, labels: bool = True) -> np.ndarray:
+    """Hazy | dehazed | depth colour map, each (H,W); returns (H, 3W, 3) uint8 RGB.
+
+    ``hazy`` and ``dehazed``: (H,W,3) RGB, uint8 or float in [0, 1]; ``depth``: (H,W) relative
+    depth (see :func:`depth_to_color`).  ``labels`` writes "hazy", "dehazed", "depth (near=bright)".
+    """
+    a = _as_uint8_rgb(hazy, "hazy").copy()
+    b = _as_uint8_rgb(dehazed, "dehazed").copy()
+    c = depth_to_color(depth)
+    if a.shape != b.shape or a.shape[:2] != c.shape[:2]:
+        raise ValueError(f"hazy, dehazed and depth must share H and W, got {a.shape}, {b.shape} and {c.shape[:2]}")
+    if labels:
+        for panel, text in ((a, "hazy"), (b, "dehazed"), (c, "depth (near=bright)")):
+            _label(panel, text)
+    return np.concatenate([a, b, c], axis=1)

@@ -1,0 +1,115 @@
+"""``dcmpnet bag INPUT OUTPUT``: dehaze a recorded bag into a new rosbag2, without ROS.
+
+The work is done by :func:`dcmpnet_ros.bag.replay_bag`; see that module for the output topics and safety rules.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+EPILOG = """\
+output topics:
+  one image topic:    /dehazed/image, /dehazed/depth (32FC1 relative depth), /dehazed/camera_info
+  several topics:     /dehazed/<topic without leading slash>/{image,depth,camera_info},
+                      e.g. /cam/image_raw -> /dehazed/cam/image_raw/image
+  camera_info is the image topic's sibling (/cam/image_raw[/compressed] -> /cam/camera_info), re-stamped with
+  each image's header. Headers and log times are those of the input frames.
+
+examples:
+  dcmpnet bag drive_fog/ drive_fog_dehazed/ --weights model.pt
+  dcmpnet bag drive.bag out/ --backend dcp --image-topic /front/image_raw/compressed --copy-all-topics
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bag", help="dehaze the camera topics of a rosbag2 / ROS 1 bag into a new rosbag2 (no ROS needed)",
+        description="Reads a rosbag2 (sqlite3 or MCAP, compressed or not) or a ROS 1 .bag, dehazes every frame of "
+                    "its image topics (sensor_msgs/Image or CompressedImage) and writes a new rosbag2 with the "
+                    "dehazed image, relative depth and camera_info, as the ROS node would publish them. The input "
+                    "is only read; the output appears only when the replay completes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="INPUT", help="rosbag2 directory or ROS 1 .bag file")
+    p.add_argument("output", metavar="OUTPUT", help="rosbag2 directory to create")
+    p.add_argument("--image-topic", dest="image_topics", action="extend", nargs="+", metavar="T", default=None,
+                   help="image topic(s) to dehaze, after INPUT OUTPUT (default: every Image/CompressedImage topic)")
+    p.add_argument("--weights", default=None, help="DCMPNet checkpoint (default: the bundled weights)")
+    p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
+                   help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="network precision (default: %(default)s)")
+    p.add_argument("--storage", default=None, choices=["sqlite3", "mcap"],
+                   help="output storage (default: the input's; sqlite3 for ROS 1 input)")
+    p.add_argument("--compression", default="none", choices=["none", "file", "message"],
+                   help="zstd compression of the output (default: %(default)s)")
+    p.add_argument("--copy-all-topics", action="store_true",
+                   help="also copy every input topic unchanged (source images included)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT rosbag2")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="run the network on at most N pixels per frame (downscaled, result upsampled)")
+    p.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="network resolution factor in (0, 1] (default: %(default)s)")
+    p.add_argument("--no-depth", action="store_true", help="do not write the depth topic(s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so ``kill`` cleans up the temporary output like Ctrl-C does."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread (embedded use): keep the default
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcmpnet_core.cli import CommandError
+
+    from .bag import BagError, BagReplay
+
+    if args.max_pixels is not None and args.max_pixels < 256:
+        raise CommandError(f"--max-pixels: expected an integer >= 256 (16x16), got {args.max_pixels}")
+    if not 0.0 < args.scale <= 1.0:
+        raise CommandError(f"--scale: expected a number in (0, 1], got {args.scale}")
+    if args.weights and args.backend == "dcp":
+        raise CommandError("--weights and --backend dcp do not go together: the dark channel prior uses no weights")
+    if args.weights and not Path(args.weights).is_file():
+        raise CommandError(f"--weights: no such checkpoint file: {args.weights}")
+    try:
+        # Paths are checked here; topics once the input is open, before the (slow) model load.
+        replay = BagReplay(args.input, args.output, None, image_topics=args.image_topics, storage=args.storage,
+                           copy_all_topics=args.copy_all_topics, overwrite=args.overwrite,
+                           write_depth=not args.no_depth, compression=args.compression,
+                           progress=not args.no_progress)
+    except BagError as exc:
+        raise CommandError(str(exc)) from exc
+
+    def load() -> object:
+        from dcmpnet_core.inference import Dehazer
+
+        try:
+            return Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
+                                           backend=args.backend, max_pixels=args.max_pixels,
+                                           inference_scale=args.scale)
+        except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
+            raise BagError(str(exc)) from exc
+
+    _interrupt_on_sigterm()
+    try:
+        summary = replay.run(load_dehazer=load)
+    except BagError as exc:
+        raise CommandError(str(exc)) from exc
+    except OSError as exc:       # e.g. the disk filled up; the partial output has been removed
+        raise CommandError(f"{type(exc).__name__}: {exc} (nothing was written to {args.output})") from exc
+    print(summary.format())
+    if summary.frames_in and not summary.frames_out:
+        print(f"dcmpnet bag: error: none of the {summary.frames_in} frames could be processed (see the skip "
+              "reasons above)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,264 @@
+"""The dehazing node's parameters: names, types, defaults, descriptions and validation, without ROS.
+
+The node declares every entry of :data:`PARAMETERS` (with its description and constraints), reads the values back
+and builds a :class:`NodeParams` with :meth:`NodeParams.from_mapping`, which refuses unknown names, wrong types and
+out-of-range values with a :class:`ParameterError` that starts with the parameter's name. :func:`load_params_yaml`
+checks a ROS 2 parameter file (``dehaze_node: ros__parameters: ...``) the same way, without ROS.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
+NODE_NAME = "dehaze_node"
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+MIN_MAX_PIXELS = 64 * 64
+# Parameters every rclpy node has (or that QoS overrides create); from_mapping skips them instead of refusing.
+ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
+
+
+class ParameterError(ValueError):
+    """A bad parameter value; the message starts with the parameter name, ``name`` holds it."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter.
+
+    ``type`` is bool, int, float or str. ``choices`` lists the allowed values; ``low``/``high`` bound numbers
+    (``low_open``: the bound itself is not allowed). ``dynamic`` parameters may change while the node runs.
+    """
+
+    name: str
+    default: Any
+    type: type
+    description: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    dynamic: bool = False
+
+    @property
+    def constraints(self) -> str:
+        """Human-readable allowed values (for ParameterDescriptor.additional_constraints)."""
+        if self.choices:
+            return "one of: " + ", ".join(str(c) for c in self.choices)
+        if self.name == "device":
+            return "auto, cpu, cuda or cuda:N"
+        if self.name == "max_pixels":
+            return f"0 or >= {MIN_MAX_PIXELS}"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"<= {self.high:g}")
+        return " and ".join(parts)
+
+    def validate(self, value: Any) -> Any:
+        """``value`` checked and converted to ``type`` (int -> float allowed); ParameterError otherwise."""
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ParameterError(self.name, f"expected {self.type.__name__}, got {type(value).__name__} {value!r}")
+        value = self.type(value)
+        if self.type is float and not math.isfinite(value):
+            raise ParameterError(self.name, f"expected a finite number, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
+        if self.name == "device" and not _DEVICE.match(value):
+            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
+        if self.name == "max_pixels" and 0 < value < MIN_MAX_PIXELS:
+            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and value > self.high
+        if too_low or too_high:
+            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
+        return value
+
+
+def _specs() -> dict[str, ParamSpec]:
+    qos = "QoS preset: sensor_data (best effort), default / reliable (reliable), best_effort, system_default"
+    table = [
+        ParamSpec("weights", "", str, "Checkpoint file; empty uses the bundled default weights."),
+        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel prior.",
+                  choices=("dcmpnet", "dcp")),
+        ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
+        ParamSpec("precision", "fp32", str, "Inference precision; fp16/bf16 halve memory and speed up GPUs.",
+                  choices=("fp32", "fp16", "bf16")),
+        ParamSpec("max_pixels", 0, int, "0 runs the network at full resolution; otherwise on at most this many "
+                  "pixels and the result is upsampled to the input size.", low=0, dynamic=True),
+        ParamSpec("inference_scale", 1.0, float, "Scale applied to the input before inference (0 < s <= 1); the "
+                  "result is upsampled to the input size.", low=0.0, high=1.0, low_open=True, dynamic=True),
+        ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1) and its camera_info.",
+                  dynamic=True),
+        ParamSpec("depth_scale", 0.0, float, "0 publishes relative depth in (0, 1] (unitless, larger = farther); "
+                  "> 0 publishes metres = relative depth * depth_scale.", low=0.0, dynamic=True),
+        ParamSpec("input_transport", "raw", str, "Subscribe to raw sensor_msgs/Image or to "
+                  "sensor_msgs/CompressedImage on <image>/compressed.", choices=("raw", "compressed")),
+        ParamSpec("use_camera_info", True, bool, "Republish the input camera_info with the output stamps."),
+        ParamSpec("input_qos", "sensor_data", str, "Input " + qos + ".", choices=QOS_NAMES),
+        ParamSpec("input_qos_depth", 1, int, "Input queue depth (1 keeps only the newest frame).", low=1, high=1000),
+        ParamSpec("output_qos", "default", str, "Output " + qos + ".", choices=QOS_NAMES),
+        ParamSpec("output_qos_depth", 10, int, "Output queue depth (messages kept for slow subscribers).", low=1,
+                  high=1000),
+        ParamSpec("lazy", False, bool, "Run no inference while nothing subscribes to the outputs."),
+        ParamSpec("diagnostics_period", 1.0, float, "Seconds between /diagnostics messages.", low=0.0,
+                  high=3600.0, low_open=True),
+        ParamSpec("log_throttle_s", 5.0, float, "Minimum seconds between repeated warnings (0: no throttling).",
+                  low=0.0, dynamic=True),
+    ]
+    return {spec.name: spec for spec in table}
+
+
+#: Every node parameter, in declaration order.
+PARAMETERS: dict[str, ParamSpec] = _specs()
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeParams:
+    """Validated node parameters; build with :meth:`from_mapping` (the constructor also validates)."""
+
+    weights: str = ""
+    backend: str = "dcmpnet"
+    device: str = "auto"
+    precision: str = "fp32"
+    max_pixels: int = 0
+    inference_scale: float = 1.0
+    publish_depth: bool = True
+    depth_scale: float = 0.0
+    input_transport: str = "raw"
+    use_camera_info: bool = True
+    input_qos: str = "sensor_data"
+    input_qos_depth: int = 1
+    output_qos: str = "default"
+    output_qos_depth: int = 10
+    lazy: bool = False
+    diagnostics_period: float = 1.0
+    log_throttle_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for spec in PARAMETERS.values():
+            object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> NodeParams:
+        """Parameters from ``values`` (missing names take their defaults); ParameterError on anything wrong.
+
+        ROS's own parameters (``use_sim_time``, ``qos_overrides.*``, ...) are skipped, so the node may pass all
+        of its parameters and a parameter file may set them.
+        """
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values: expected a mapping of parameter names, got {type(values).__name__}")
+        values = {k: v for k, v in values.items()
+                  if k not in ROS_BUILTIN_PARAMETERS and not str(k).startswith(ROS_BUILTIN_PREFIXES)}
+        unknown = sorted(str(k) for k in values if k not in PARAMETERS)
+        if unknown:
+            raise ParameterError(unknown[0], "unknown parameter" + (f" (also unknown: {', '.join(unknown[1:])})"
+                                 if len(unknown) > 1 else "") + "; known: " + ", ".join(PARAMETERS))
+        return cls(**{name: PARAMETERS[name].validate(value) for name, value in values.items()})
+
+    def replace(self, **changes: Any) -> NodeParams:
+        """A copy with ``changes`` applied and validated (for parameter updates at run time)."""
+        return NodeParams.from_mapping({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def relative_depth(self) -> bool:
+        """True when depth is published unitless in (0, 1] (``depth_scale`` == 0)."""
+        return self.depth_scale == 0.0
+
+
+def qos_profile_spec(name: str, depth: int, param: str = "qos") -> dict[str, Any]:
+    """Plain description of a QoS preset: reliability, history, durability (strings) and depth (int).
+
+    ``sensor_data`` is best effort like rclpy's qos_profile_sensor_data (with the given depth); ``default`` and
+    ``reliable`` are reliable; ``system_default`` leaves every policy to the middleware. ``param`` names the
+    parameter in errors.
+    """
+    if name not in QOS_NAMES:
+        raise ParameterError(param, f"expected one of: {', '.join(QOS_NAMES)}, got {name!r}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ParameterError(param + "_depth", f"expected an int >= 1, got {depth!r}")
+    if name == "system_default":
+        return {"reliability": "system_default", "history": "system_default", "durability": "system_default",
+                "depth": depth}
+    reliability = "best_effort" if name in ("sensor_data", "best_effort") else "reliable"
+    return {"reliability": reliability, "history": "keep_last", "durability": "volatile", "depth": depth}
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    # ROS parameter files nest dotted names ("a: {b: 1}" is parameter "a.b").
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = value
+
+
+def params_from_yaml_text(text: str, node_name: str = NODE_NAME, source: str = "<yaml>") -> NodeParams:
+    """Validate the ``<node>: ros__parameters:`` sections of a ROS 2 parameter file's text.
+
+    Sections for ``/**``, ``<node>``, ``/<node>`` and ``/<namespace>/<node>`` are merged in that order (later
+    wins), as the ROS 2 launch system does for one node. ValueError if none is there.
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{source}: expected a mapping of node names at the top, got {type(doc).__name__}")
+    merged: dict[str, Any] = {}
+    found = False
+    keys = [k for k in doc if k in ("/**", "**")] + [k for k in doc if str(k).lstrip("/") == node_name] + [
+        k for k in doc if str(k).endswith("/" + node_name) and str(k).lstrip("/") != node_name]
+    for key in keys:
+        section = doc[key]
+        if not isinstance(section, dict) or "ros__parameters" not in section:
+            raise ValueError(f"{source}: '{key}' needs a 'ros__parameters:' mapping")
+        params = section["ros__parameters"]
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise ValueError(f"{source}: '{key}: ros__parameters' must be a mapping, got {type(params).__name__}")
+        _flatten("", params, merged)
+        found = True
+    if not found:
+        raise ValueError(f"{source}: no '{node_name}: ros__parameters:' section (top-level keys: {list(doc)})")
+    return NodeParams.from_mapping(merged)
+
+
+def load_params_yaml(path: str | Path, node_name: str = NODE_NAME) -> NodeParams:
+    """Validate a ROS 2 parameter file (e.g. config/dehaze.yaml) through :class:`NodeParams`."""
+    path = Path(path)
+    return params_from_yaml_text(path.read_text(encoding="utf-8"), node_name, str(path))
+
+
+def parameters_markdown() -> str:
+    """A Markdown table of every parameter (name, type, default, allowed values, description) for the README."""
+    rows = ["| name | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
+    for spec in PARAMETERS.values():
+        default = repr(spec.default) if spec.type is str else str(spec.default).lower() if spec.type is bool else \
+            str(spec.default)
+        rows.append(f"| `{spec.name}` | {spec.type.__name__} | `{default}` | {spec.constraints or 'any'} | "
+                    f"{spec.description} |")
+    return "\n".join(rows)
