@@ -44,6 +44,7 @@ from .metrics import evaluate_dataset, to_unit
 from .model import DCMPNet
 from .task import TrainingTask
 from .train_config import TrainConfig, dump_train_config
+from .visualize import depth_to_color
 
 STATE_FORMAT = "dcmpnet_ros.train_state"
 STATE_VERSION = 1
@@ -169,17 +170,6 @@ def make_grad_scaler(enabled: bool) -> Any:
         return torch.amp.GradScaler("cuda", enabled=enabled)
     except (AttributeError, TypeError):            # torch < 2.3
         return torch.cuda.amp.GradScaler(enabled=enabled)
-
-
-def depth_preview(depth: np.ndarray) -> np.ndarray:
-    """(H,W) relative depth -> (H,W,3) uint8 RGB colour map (near = bright), scaled by its own range."""
-    import cv2
-
-    d = np.nan_to_num(depth.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = np.percentile(d, 1), np.percentile(d, 99)
-    norm = np.clip((d - lo) / max(hi - lo, 1e-6), 0, 1)
-    bgr = cv2.applyColorMap(((1.0 - norm) * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
-    return bgr[..., ::-1]
 
 
 def to_uint8_rgb(img: torch.Tensor) -> np.ndarray:
@@ -523,7 +513,7 @@ class Trainer:
             out = out.clamp(-1, 1)
             depth = model.depth_net.predict(out)[0, 0].float().cpu().numpy()
             row = np.concatenate([to_uint8_rgb(item["hazy"]), to_uint8_rgb(out[0]), to_uint8_rgb(item["clear"]),
-                                  depth_preview(depth)], axis=1)
+                                  depth_to_color(depth)], axis=1)
             write_png(self.out / "previews" / f"step_{self.step:07d}.png", row)
 
         records = evaluate_dataset(lambda x: model.dehaze_net(x).dehazed, self.val_set,

@@ -59,12 +59,17 @@ def test_train_then_eval(dataset, tmp_path):
     out = tmp_path / "eval"
     ev = _dcmpnet("eval", "--weights", run / "last.pt", "--data", dataset, "--out", out, "--save-images")
     assert ev.returncode == 0, ev.stderr
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert [list(r) for r in rows[:1]] == [["name", "psnr", "ssim", "hazy_psnr", "hazy_ssim"]] and len(rows) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 2
     assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), abs=1e-3)
     assert f"PSNR {summary['psnr']:.3f} dB" in ev.stdout
+
+    # The plain network forward scores the same as the inference engine in fp32.
+    net = _dcmpnet("eval", "--weights", run / "last.pt", "--data", dataset, "--engine", "network")
+    assert net.returncode == 0, net.stderr
+    assert f"PSNR {summary['psnr']:.3f} dB" in net.stdout
 
     # The hazy baseline, recomputed independently from the files on disk.
     for r in rows:

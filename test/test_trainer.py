@@ -143,7 +143,7 @@ def test_run_directory_contents(tmp_path):
     assert any(not torch.equal(raw[k], v) for k, v in best.dehaze_net.state_dict().items())
     # The resolved config loads back to the same config.
     assert load_train_config(tmp_path / "config.yaml") == cfg
-    rows = list(csv.DictReader(open(tmp_path / "val_log.csv")))
+    rows = list(csv.DictReader((tmp_path / "val_log.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == [2] and float(rows[0]["psnr"]) == pytest.approx(meta["psnr"])
     preview = cv2.imread(str(tmp_path / "previews" / "step_0000002.png"))
     assert preview.shape == (32, 4 * 32, 3)          # hazy | dehazed | clear | depth

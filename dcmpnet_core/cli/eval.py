@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full-res-ssim", action="store_true", help="SSIM on the full-resolution images (no pooling)")
     p.add_argument("--max-images", type=int, help="evaluate only the first N images")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--engine", choices=["auto", "network"], default="auto",
+                   help="auto: the inference engine that dcmpnet infer and the ROS node run (full resolution), "
+                        "when installed; network: the plain network forward (default: %(default)s)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="engine precision (default: %(default)s; the network path is always fp32)")
     p.set_defaults(handler=run)
 
 
@@ -98,8 +103,35 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
             write_png(args.out / "images" / f"{name}.png", to_uint8_rgb(out[0]))
 
     n = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
-    return evaluate_dataset(lambda x: model.dehaze_net(x).dehazed, dataset, range(n), dev,
+    return evaluate_dataset(_dehaze_fn(model, dev, args), dataset, range(n), dev,
                             full_res_ssim=args.full_res_ssim, progress=True, callback=save)
+
+
+def _dehaze_fn(model, dev, args: argparse.Namespace):
+    """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine when there is one."""
+    import torch
+
+    engine = None
+    if args.engine == "auto":
+        try:
+            from ..inference import Dehazer
+        except ImportError:
+            Dehazer = None
+        if Dehazer is not None:
+            engine = Dehazer(model, device=dev, precision=args.precision)
+    if engine is None:
+        if args.precision != "fp32":
+            from . import CommandError
+
+            raise CommandError(f"--precision {args.precision} needs the inference engine (--engine auto)")
+        return lambda x: model.dehaze_net(x).dehazed
+
+    def run(x):
+        rgb = ((x[0].float().clamp(-1, 1) + 1.0) * 0.5).permute(1, 2, 0).cpu().numpy()
+        out = engine(rgb).dehazed                       # float32 (H,W,3) in [0, 1], full resolution
+        return torch.from_numpy(out).permute(2, 0, 1)[None].to(x.device) * 2.0 - 1.0
+
+    return run
 
 
 def _write_outputs(args: argparse.Namespace, records: list[dict], means: dict) -> None:
