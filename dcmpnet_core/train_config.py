@@ -137,7 +137,8 @@ class ScheduleConfig:
     BatchNorm): ``auto`` = SyncBatchNorm under multi-GPU DDP, per-process batch statistics
     otherwise; ``frozen`` keeps BN in eval mode (running statistics, not updated).
     ``ema_decay`` > 0 keeps an exponential moving average of the weights, used for validation
-    and the saved checkpoints.
+    and the saved checkpoints.  ``threads`` > 0 sets PyTorch's CPU threads per process (0 keeps
+    its default).
     """
 
     batch_size: int = 8
@@ -150,6 +151,7 @@ class ScheduleConfig:
     ema_decay: float = 0.0
     log_every: int = 20
     checkpoint_every: int = 1000
+    threads: int = 0
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"train.batch_size: expected >= 1, got {self.batch_size}")
@@ -161,6 +163,7 @@ class ScheduleConfig:
         _require(self.bn in BN_MODES, f"train.bn: expected one of {BN_MODES}, got {self.bn!r}")
         _require(0 <= self.ema_decay < 1,
                  f"train.ema_decay: expected 0 (off) or a value in (0, 1), got {self.ema_decay}")
+        _require(self.threads >= 0, f"train.threads: expected >= 0 (0 = PyTorch's default), got {self.threads}")
         _require(self.log_every >= 1 and self.checkpoint_every >= 1,
                  "train.log_every and train.checkpoint_every must be >= 1")
 

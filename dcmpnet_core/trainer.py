@@ -220,6 +220,8 @@ class Trainer:
             raise TrainError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes "
                              f"({self.world})")
         self.batch_per_rank = tc.batch_size // self.world
+        if tc.threads > 0:
+            torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed % 2 ** 32)
         random.seed(tc.seed)
@@ -233,7 +235,8 @@ class Trainer:
         self.total_steps = tc.max_steps if tc.max_steps is not None else tc.epochs * self.steps_per_epoch
         self.loader = DataLoader(self.train_set, batch_size=self.batch_per_rank, sampler=self.sampler,
                                  num_workers=cfg.data.workers, pin_memory=self.device.type == "cuda",
-                                 worker_init_fn=_seed_worker, drop_last=False)
+                                 worker_init_fn=_seed_worker, drop_last=False,
+                                 persistent_workers=cfg.data.workers > 0)
 
         self.model = DCMPNet(cfg.model, depth_kind="relative_depth").to(self.device)
         if cfg.init_from:
@@ -317,7 +320,9 @@ class Trainer:
                                       hflip_only=dc.hflip_only, **kw)
             if val_set is None:
                 try:
-                    val_set = build_dataset(dc.root, split=dc.val_split, crop=None, augment=False, **kw)
+                    # Validation scores images only: no depth targets to read or compute.
+                    val_set = build_dataset(dc.root, split=dc.val_split, crop=None, augment=False,
+                                            **dict(kw, depth="none", depth_model=None))
                 except (FileNotFoundError, ValueError) as exc:
                     self._say(f"note: no validation set ({exc}); training without validation")
         if len(train_set) == 0:
