@@ -11,7 +11,7 @@ One step on a batch of hazy images ``ũ`` (B,3,H,W), clear images ``u`` (B,3,H,W
 
 The perceiver maps ``P`` (see :mod:`dcmpnet_core.losses`) are computed from detached
 differences.  Depth terms are means over valid pixels only; a batch without valid depth has
-zero depth terms.
+zero depth terms.  In ``A(e,r)`` pixels without a depth target get the neutral weight 1.
 
 **Gradient routing.**  The DE loss updates only the DE network; the dehazing loss updates only
 the dehazing network, its ``depth_to_dehaze`` term reaching it *through* the DE network (whose
@@ -147,7 +147,13 @@ class TrainingTask:
             dep_diff = (depth_p32 - depth_t32) * valid
             dep_diff = dep_diff if upstream else dep_diff.abs()
             a_dr = resize_weights(perceiver(img_diff, **pk), depth_p32.shape[-2:])      # weights for the DE loss
-            a_er = resize_weights(perceiver(dep_diff, **pk), u_star32.shape[-2:])       # weights for the dehazing loss
+            a_er = perceiver(dep_diff, **pk)                                    # weights for the dehazing loss
+            if not upstream:
+                # Pixels without a depth target say nothing about depth errors: neutral weight 1
+                # (then back to mean 1), rather than the lowest weight that a zero error would get.
+                a_er = torch.where(valid, a_er, torch.ones_like(a_er))
+                a_er = a_er / a_er.flatten(1).mean(1).view(-1, 1, 1, 1)
+            a_er = resize_weights(a_er, u_star32.shape[-2:])
 
         l_depth = masked_l1(depth_p32, depth_t32, valid)
         l_depth_weighted = masked_l1(depth_p32, depth_t32, valid, a_dr)
