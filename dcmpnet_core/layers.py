@@ -301,4 +301,3 @@ class PatchSplit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.conv(x), 2)
-

@@ -790,8 +790,8 @@ class BagReplay:
                      outputs: dict[str, Any], writer: Any) -> None:
         """Writer thread: encode, serialise and write one frame's image, depth and camera_info."""
         ts, header, t = self.out_ts, frame.header, frame.log_time
-        writer.write(outputs["image"], t, ts.serialize_cdr(encode_image(self._Image, header, dehazed, encoding),
-                                                            IMAGE_TYPE))
+        image_msg = encode_image(self._Image, header, dehazed, encoding)
+        writer.write(outputs["image"], t, ts.serialize_cdr(image_msg, IMAGE_TYPE))
         if depth is not None:
             writer.write(outputs["depth"], t, ts.serialize_cdr(encode_depth(self._Image, header, depth), IMAGE_TYPE))
         if info is not None:

@@ -83,8 +83,8 @@ def test_topic_names():
     assert camera_info_topic_for("/cam/image_raw/compressed") == "/cam/camera_info"
     assert camera_info_topic_for("/front/left/image_rect") == "/front/left/camera_info"
     assert camera_info_topic_for("/image") == "/camera_info"
-    assert output_topics_for("/cam/image_raw", several=False) == ("/dehazed/image", "/dehazed/depth",
-                                                                   "/dehazed/camera_info")
+    expected = ("/dehazed/image", "/dehazed/depth", "/dehazed/camera_info")
+    assert output_topics_for("/cam/image_raw", several=False) == expected
     assert output_topics_for("/cam/image_raw/compressed", several=True).image == \
         "/dehazed/cam/image_raw/compressed/image"
 
@@ -252,8 +252,8 @@ def test_ros1_bag_is_converted_to_ros2_types(tmp_path, pics, dcp):
     assert summary.input_format == "ROS 1 bag" and summary.output_storage == "sqlite3"
     out = read_bag(tmp_path / "out")
     assert [len(out[t]) for t in ("/dehazed/image", "/dehazed/depth", "/dehazed/camera_info", "/imu")] == [3] * 4
-    for i, ((t, img, _), (_, info, _), (_, im, _)) in enumerate(zip(out["/dehazed/image"],
-                                                                   out["/dehazed/camera_info"], out["/imu"])):
+    triples = zip(out["/dehazed/image"], out["/dehazed/camera_info"], out["/imu"])
+    for i, ((t, img, _), (_, info, _), (_, im, _)) in enumerate(triples):
         assert t == T0 + i * STEP + 1
         assert not hasattr(img.header, "seq") and img.header.stamp.sec == 1_600_000_000 + i
         assert img.encoding == "bgr8"

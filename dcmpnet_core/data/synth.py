@@ -585,8 +585,10 @@ def _landscape(rng, h, w, mats: _Materials) -> Scene:
         d = far * (1 + 0.5 * k)
         bw = d * 3
         hh = d * rng.uniform(0.04, 0.2)
-        mat = mats.foliage() if rng.random() < 0.6 else mats.tile(_pick(mats.rng, ["moon", "noise1"]), (0.05, 0.4),
-                                                                   tint=rng.uniform(0.35, 0.6, 3))
+        if rng.random() < 0.6:
+            mat = mats.foliage()
+        else:
+            mat = mats.tile(_pick(mats.rng, ["moon", "noise1"]), (0.05, 0.4), tint=rng.uniform(0.35, 0.6, 3))
         prims.append(Quad((0, hh * 0.9, d), (1, 0, 0), (0, 1, 0), bw, hh, mat, BACKDROP, shape=_ridge(rng, bw, hh)))
     for _ in range(int(rng.integers(2, 16))):
         x, z = _scatter_xz(rng, cam, (4, far * 0.8))
@@ -1119,8 +1121,8 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
             "format": FORMAT, "version": FORMAT_VERSION, "layout": "synthetic", "size": [h, w], "seed": seed,
             "count": {"train": n_train, "test": split_test},
             "beta_range": list(beta_range) if beta_range else None,
-            "haze": {"t_at_median_depth": HAZE_T_MEDIAN, "weights": dict(zip(HAZE_CLASSES, HAZE_WEIGHTS))}
-                    if beta_range is None else "beta uniform in beta_range (per metre)",
+            "haze": ({"t_at_median_depth": HAZE_T_MEDIAN, "weights": dict(zip(HAZE_CLASSES, HAZE_WEIGHTS))}
+                     if beta_range is None else "beta uniform in beta_range (per metre)"),
             "files": {"hazy": "<split>/hazy/<stem>.png", "clear": "<split>/GT/<stem>.png",
                       "depth": "<split>/depth/<stem>.npy (float16 z-depth in metres)",
                       "meta": "<split>/meta/<stem>.json"},
