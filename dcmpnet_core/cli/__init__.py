@@ -9,9 +9,10 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import bench, convert, export, infer, synth, variants
+from . import bench, convert, export, infer, synth, train, variants
+from . import eval as evaluate
 
-CORE_COMMANDS = [convert, infer, export, variants, bench, synth]
+CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
@@ -35,7 +36,14 @@ def _version() -> str:
 
 def run(argv: Sequence[str] | None = None, extra: Sequence = ()) -> int:
     parser = build_parser(extra)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # argparse cannot collect positionals given after options (``train CONFIG --out D k=v``); a
+    # command that wants them names the list they go to with set_defaults(extra_positionals=DEST).
+    dest = getattr(args, "extra_positionals", None)
+    if unknown:
+        if dest is None or any(u.startswith("-") for u in unknown):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        setattr(args, dest, list(getattr(args, dest) or []) + unknown)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return int(handler(args) or 0)
