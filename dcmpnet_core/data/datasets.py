@@ -544,6 +544,8 @@ class HazeDataset(Dataset):
         rec = self.records[index]
         hazy, clear = load_pair(rec)
         depth, valid = self.load_depth(rec, clear)
+        if rec.layout == "synthetic" and rec.meta is not None and read_meta(rec).get("depth_target") is False:
+            valid = np.zeros_like(valid)      # "photo" samples: haze depth that is not the photo's depth
         rng = self._rng(index) if self.augment else None
         hazy, clear, depth, valid = paired_augment([hazy, clear, depth, valid], self.crop, rng,
                                                    hflip_only=self.hflip_only,

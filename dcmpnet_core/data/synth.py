@@ -52,8 +52,8 @@ from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, 
 
 FORMAT = "dcmpnet-synth"
 FORMAT_VERSION = 1
-SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup", "collage")
-SCENE_WEIGHTS = (0.2, 0.17, 0.25, 0.23, 0.15)
+SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup", "collage", "photo")
+SCENE_WEIGHTS = (0.14, 0.12, 0.17, 0.16, 0.11, 0.30)
 NEAR = 0.05
 # haze classes: transmission at the median (non-sky) depth, and how often each is drawn
 HAZE_CLASSES = ("light", "medium", "dense")
@@ -997,6 +997,70 @@ def _finish(rng: np.random.Generator, clear: np.ndarray) -> tuple[np.ndarray, di
                                 "gamma": gamma}
 
 
+# Natural colour photos (and one grey one) that the "photo" family hazes directly; never the motorcycle.
+PHOTO_FAMILY_SOURCES = {"astronaut": 3, "coffee": 3, "chelsea": 3, "rocket": 3, "camera": 1,
+                        "immunohistochemistry": 1, "hubble_deep_field": 1}
+
+
+def _photo_layout_depth(rng: np.random.Generator, clear: np.ndarray) -> np.ndarray:
+    """A plausible depth map (metres) for a real photo: a receding ground plus image-aligned regions.
+
+    The photo's own regions (Felzenszwalb segments) get depths of objects standing at different
+    distances, so haze changes at the photo's edges as it does at real occlusion boundaries; the
+    rest recedes like a ground plane towards a horizon.  This is the depth the haze is made with,
+    not the photo's true depth, so it is never used as a DE-network target (``depth_target``).
+    """
+    from skimage.segmentation import felzenszwalb
+
+    h, w = clear.shape[:2]
+    near = float(np.exp(rng.uniform(np.log(1.0), np.log(8.0))))
+    far = near * float(np.exp(rng.uniform(np.log(2.0), np.log(15.0))))
+    horizon = rng.uniform(-0.4, 0.45) * h
+    y = np.arange(h, dtype=np.float32)[:, None] + np.float32(rng.uniform(-0.15, 0.15)) * (
+        np.arange(w, dtype=np.float32)[None, :] - w / 2)          # a slightly tilted horizon
+    dy = np.maximum(y - horizon, 1e-3)
+    base = np.clip(near * (h - horizon) / dy, near, far).astype(np.float32)
+    if rng.random() < 0.25:                                       # just the receding plane
+        depth = base
+    else:
+        small = cv2.resize(clear, (max(8, w // 3), max(8, h // 3)), interpolation=cv2.INTER_AREA)
+        seg = felzenszwalb(small, scale=float(rng.uniform(100, 400)), sigma=0.6, min_size=max(4, int(h * w / 3000)))
+        seg = cv2.resize(seg.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+        n = int(seg.max()) + 1
+        counts = np.bincount(seg.ravel(), minlength=n).astype(np.float64)
+        mean_base = np.bincount(seg.ravel(), weights=base.ravel().astype(np.float64), minlength=n) / np.maximum(
+            counts, 1)
+        bottom = np.zeros(n)                                      # lowest row of each segment: where it stands
+        np.maximum.at(bottom, seg.ravel(), np.repeat(np.arange(h), w).astype(np.float64))
+        standing = np.clip(near * (h - horizon) / np.maximum(bottom - horizon, 1e-3), near, far)
+        # each region: standing upright at its footing distance, or part of the ground, or a far backdrop
+        kind = rng.choice(3, size=n, p=[0.55, 0.3, 0.15])
+        seg_depth = np.where(kind == 0, standing * rng.uniform(0.8, 1.1, n),
+                             np.where(kind == 1, mean_base, far * rng.uniform(0.6, 1.0, n)))
+        flat = seg_depth[seg].astype(np.float32)
+        depth = np.where((kind == 1)[seg], base, flat)
+        depth = cv2.GaussianBlur(depth, (0, 0), 1.0)
+    return np.clip(depth, near, far).astype(np.float32)
+
+
+def _photo_clear(rng: np.random.Generator, lib: TextureLibrary, h: int, w: int) -> tuple[np.ndarray, str]:
+    """A random crop of a real photo, resized to (h, w), flipped and colour-jittered: (H,W,3) float32."""
+    names = list(PHOTO_FAMILY_SOURCES)
+    p = np.array([PHOTO_FAMILY_SOURCES[n] for n in names], np.float64)
+    name = names[int(rng.choice(len(names), p=p / p.sum()))]
+    img = lib.textures[lib.index(name)].levels[0]
+    ih, iw = img.shape[:2]
+    s = float(rng.uniform(0.45, 1.0)) * min(ih / h, iw / w)
+    ch, cw = max(8, int(h * s)), max(8, int(w * s))
+    y0, x0 = int(rng.integers(0, ih - ch + 1)), int(rng.integers(0, iw - cw + 1))
+    crop = cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_AREA if s > 1 else cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    m, off = color_transform(rng, hue=0.08, sat=(0.8, 1.2), gain=(0.85, 1.1), contrast=(0.9, 1.15))
+    crop = np.clip(crop.reshape(-1, 3) @ m.T + off, 0, 1).reshape(h, w, 3)
+    return np.ascontiguousarray(crop, dtype=np.float32), name
+
+
 def render_sample(seed: int, index: int, height: int, width: int, beta_range: tuple | None = None,
                   family: str | None = None, lib: TextureLibrary | None = None) -> dict:
     """One synthetic sample, fully determined by ``(seed, index)``.
@@ -1006,6 +1070,10 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
     applied to ``clear / 255`` and ``depth`` (then rounded to 8 bits).
     """
     rng = np.random.default_rng([int(seed), int(index)])
+    if family is None:
+        family = SCENE_FAMILIES[int(rng.choice(len(SCENE_FAMILIES), p=SCENE_WEIGHTS))]
+    if family == "photo":
+        return _photo_sample(rng, seed, index, height, width, beta_range, lib or TextureLibrary.load())
     for _attempt in range(4):
         scene = random_scene(rng, height, width, family, lib)
         r = render(scene, lib)
@@ -1033,6 +1101,32 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
         "textures": scene.textures, **finish,
     }
     return {"hazy": hazy, "clear": clear, "depth": depth16, "labels": r.labels, "meta": meta}
+
+
+def _photo_sample(rng: np.random.Generator, seed: int, index: int, height: int, width: int,
+                  beta_range: tuple | None, lib: TextureLibrary) -> dict:
+    """The "photo" family: a real photo hazed over :func:`_photo_layout_depth` (no DE-network target)."""
+    clear_f, source = _photo_clear(rng, lib, height, width)
+    clear_f, finish = _finish(rng, clear_f)
+    clear = np.round(clear_f * 255).astype(np.uint8)
+    depth16 = _photo_layout_depth(rng, clear_f).astype(np.float16)
+    labels = np.full((height, width), OBJECT, np.uint8)
+    haze = sample_haze(rng, depth16.astype(np.float32), labels, beta_range)
+    amap = airlight_map(haze["airlight"], haze["airlight_gradient"], height, width)
+    hazy_f = apply_haze(clear.astype(np.float32) / np.float32(255), depth16.astype(np.float32), haze["beta"], amap)
+    hazy = np.round(hazy_f * 255).astype(np.uint8)
+    t = np.exp(-haze["beta"] * depth16.astype(np.float64))
+    meta = {
+        "seed": [int(seed), int(index)], "scene": "photo", "haze_model": "I = J*t + A*(1-t), t = exp(-beta*d)",
+        **haze,
+        "transmission_range": [float(t.min()), float(t.max())],
+        "depth": {"unit": "m", "kind": "haze layout (not the photo's depth)", "dtype": "float16",
+                  "min": float(depth16.min()), "max": float(depth16.max())},
+        # the haze depth does not describe the photo's content: no target for the DE network
+        "depth_target": False,
+        "sky_fraction": 0.0, "textures": [source], **finish,
+    }
+    return {"hazy": hazy, "clear": clear, "depth": depth16, "labels": labels, "meta": meta}
 
 
 # --------------------------------------------------------------------------- writing
