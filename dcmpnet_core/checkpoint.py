@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,23 +56,6 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
             detail = "unrecognised content" if unrecognised else first[:120]
             raise CheckpointError(f"{str(p)!r} is not a PyTorch checkpoint ({detail})") from None
         raise
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """Save to a temporary file beside ``path``, then rename over it."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def build_checkpoint(config: Mapping, dehaze_sd: Mapping[str, torch.Tensor], depth_sd: Mapping[str, torch.Tensor],

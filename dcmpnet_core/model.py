@@ -7,17 +7,11 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from .checkpoint import (
-    DEPTH_KINDS,
-    atomic_torch_save,
-    build_checkpoint,
-    load_state_strict,
-    read_checkpoint,
-    safe_torch_load,
-)
+from .checkpoint import DEPTH_KINDS, build_checkpoint, load_state_strict, read_checkpoint, safe_torch_load
 from .config import ModelConfig, model_config_from
 from .dehaze_net import DehazeNet
 from .depth_net import DepthNet
+from .fileio import atomic_torch_save
 from .upstream import convert_dehaze_state_dict, convert_depth_state_dict
 
 StateDictOrPath = Mapping[str, Any] | str | os.PathLike

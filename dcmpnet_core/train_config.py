@@ -33,7 +33,7 @@ class PerceiverConfig:
     """The difference perceiver (see :mod:`dcmpnet_core.losses`): form, softmax temperature, power."""
 
     form: str = "softmax"
-    temperature: float = 1.0
+    temperature: float = 4.0
     power: float = 2.0
 
     def __post_init__(self) -> None:

@@ -25,7 +25,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -37,8 +36,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import atomic_torch_save, load_state_strict, read_checkpoint, safe_torch_load
+from .checkpoint import load_state_strict, read_checkpoint, safe_torch_load
 from .depth_convention import CONVENTION
+from .fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from .metrics import evaluate_dataset, to_unit
 from .model import DCMPNet
 from .task import TrainingTask
@@ -55,22 +55,6 @@ class TrainError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ utilities
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it over ``path``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_scheduler(optimizer: torch.optim.Optimizer, total: int, lr_min: float, warmup: int = 0) -> Any:
     """Cosine learning-rate schedule (timm's ``CosineLRScheduler``), stepped per iteration.
 
@@ -198,16 +182,7 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise OSError(f"could not encode {path} as PNG")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
 
 
 # ------------------------------------------------------------------------------------- trainer

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from dcmpnet_core.fileio import replace_dir
+
 from .conversions import (
     DEFAULT_MAX_PIXELS,
     MessageRejected,
@@ -283,18 +285,7 @@ def _check_output(input_path: Path, output: Path, overwrite: bool) -> None:
 
 def _publish_atomically(built: Path, output: Path) -> None:
     """Move the finished bag ``built`` to ``output``, replacing an existing output only once ``built`` is done."""
-    old = None
-    if output.exists():
-        old = output.parent / f".{output.name}.dcmpnet-old-{uuid.uuid4().hex[:8]}"
-        output.rename(old)
-    try:
-        built.rename(output)
-    except BaseException:
-        if old is not None:
-            old.rename(output)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(built, output)
 
 
 # ---------------------------------------------------------------------------------------- replay

@@ -38,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dcmpnet_core.fileio import replace_dir
+
 DEFAULT_OUT = "dcmpnet_demo"
 DEFAULT_SIZE = (240, 320)
 SCENES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle")
@@ -299,19 +301,9 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
 
 
 def _replace_dir(built: Path, out: Path) -> None:
-    old = None
     if out.exists():
         _prepare_out_dir(out)              # re-check: nothing foreign appeared while the demo ran
-        old = out.parent / f".{out.name}.dcmpnet-old-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-    try:
-        built.rename(out)
-    except BaseException:
-        if old is not None:
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(built, out)
 
 
 # --------------------------------------------------------------------------------------------- CLI

@@ -139,7 +139,7 @@ def _write_outputs(args: argparse.Namespace, records: list[dict], means: dict) -
     import io
     import json
 
-    from ..trainer import atomic_write_text
+    from ..fileio import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()

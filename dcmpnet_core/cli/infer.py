@@ -20,10 +20,11 @@ import io
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from ..fileio import atomic_write_bytes
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2"}
 _ENGINE_PREFIX = re.compile(r"^images?(\[\d+\])?: ")
@@ -64,25 +65,13 @@ class _Job:
 
 
 # --------------------------------------------------------------------------------- atomic writes
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_png(path: Path, rgb) -> None:
     import cv2
 
     ok, buf = cv2.imencode(".png", rgb[..., ::-1])
     if not ok:
         raise OSError(f"could not encode {path.name} as PNG")
-    _atomic_write(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _write_npy(path: Path, array) -> None:
@@ -90,7 +79,7 @@ def _write_npy(path: Path, array) -> None:
 
     buf = io.BytesIO()
     np.save(buf, array)
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------ discovery

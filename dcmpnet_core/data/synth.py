@@ -48,6 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fileio import replace_dir
 from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, sample
 
 FORMAT = "dcmpnet-synth"
@@ -1231,13 +1232,7 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
             last = n_train if n_train else count
             write_preview(tmp, split, [f"{i:06d}" for i in range(first, min(last, first + preview))],
                           tmp / "preview.png")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
