@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -121,3 +122,54 @@ def format_table(rows: Sequence[BenchRow]) -> str:
         lines.append(f"{r.mode:<40} {r.median_ms:>10.1f} {r.p90_ms:>9.1f} {r.fps:>7.2f} {r.speedup:>8.2f}x "
                      f"{r.max_abs_diff:>11.2e} {psnr:>8}" + (f"  {r.note}" if r.note else ""))
     return "\n".join(lines)
+
+
+def sample_frame(height: int, width: int) -> np.ndarray:
+    """A real photo (scikit-image's astronaut) resized to (height, width): (H,W,3) uint8 RGB."""
+    import cv2
+    import skimage.data
+
+    img = np.ascontiguousarray(skimage.data.astronaut())
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if height < 512 else cv2.INTER_LINEAR)
+
+
+def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = "cpu",
+                         modes: Sequence[str] = ("auto",), precisions: Sequence[str] = ("fp32",),
+                         max_pixels: int | None = None, repeat: int = 5, warmup: int = 1,
+                         progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """End-to-end latency of :class:`~dcmpnet_core.inference.Dehazer` on a uint8 photo frame.
+
+    Includes everything a camera frame goes through (conversion, padding, the network, guided
+    upsampling when ``max_pixels`` is set, depth normalisation).  The reference row is the engine
+    in eager fp32 at full resolution; ``max_abs_diff`` and PSNR compare the dehazed uint8 images.
+    """
+    from .inference import Dehazer
+
+    dev = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    frame = sample_frame(height, width)
+    if progress:
+        progress("reference: engine, eager fp32, full resolution")
+    ref_engine = Dehazer(model, device=dev, precision="fp32", mode="eager")
+    ref = ref_engine(frame).dehazed.astype(np.float32) / 255
+    ref_times = _time(lambda: ref_engine(frame), warmup, repeat, sync)
+    ref_median = statistics.median(ref_times)
+    rows = [_row("engine eager fp32 full-res (reference)", ref_times, ref_median, 0.0, math.inf, 1)]
+    ref_engine = None
+    for precision in precisions:
+        for mode in modes:
+            label = f"engine {mode} {precision}" + (f" max_pixels={max_pixels}" if max_pixels else "")
+            if progress:
+                progress(label)
+            try:
+                engine = Dehazer(model, device=dev, precision=precision, mode=mode, max_pixels=max_pixels)
+                out = engine(frame).dehazed.astype(np.float32) / 255
+                times = _time(lambda e=engine: e(frame), warmup, repeat, sync)
+            except (RuntimeError, ValueError) as exc:
+                rows.append(BenchRow(label, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
+                                     f"failed: {str(exc).splitlines()[0][:80]}"))
+                continue
+            diff = float(np.abs(out - ref).max())
+            mse = float(((out - ref) ** 2).mean())
+            rows.append(_row(label, times, ref_median, diff, math.inf if mse == 0 else 10 * math.log10(1 / mse), 1))
+    return rows

@@ -236,12 +236,13 @@ class Dehazer:
     ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
     selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`, which works on a
     copy (the caller's model is left as it is); the prepared copy is :attr:`model`, run through
-    :class:`dcmpnet_core.fastpath.InferenceRunner`.
+    :class:`dcmpnet_core.fastpath.InferenceRunner`.  The default ``"auto"`` takes every exact fast
+    path (same outputs as ``"eager"`` within 1e-5); ``"compile"`` adds ``torch.compile``.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
-                 inference_scale: float = 1.0, mode: str = "eager", max_oom_retries: int = 3,
+                 inference_scale: float = 1.0, mode: str = "auto", max_oom_retries: int = 3,
                  dcp_params: DCPParams | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -284,7 +285,7 @@ class Dehazer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
                         precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
-                        inference_scale: float = 1.0, mode: str = "eager", **kwargs) -> Dehazer:
+                        inference_scale: float = 1.0, mode: str = "auto", **kwargs) -> Dehazer:
         """Load a project checkpoint (``path=None``: the bundled default weights) into a Dehazer.
 
         With ``backend="dcp"`` no weights are used and ``path`` must be None.  Raises

@@ -65,7 +65,7 @@ def load_dehazer(params: NodeParams) -> Any:
     try:
         return Dehazer.from_checkpoint(params.weights or None, device=params.device, precision=params.precision,
                                        backend=params.backend, max_pixels=params.max_pixels or None,
-                                       inference_scale=params.inference_scale)
+                                       inference_scale=params.inference_scale, mode=params.mode)
     except FileNotFoundError as exc:
         raise StartupError(f"{exc}\nFor ROS: set the 'weights' parameter to a checkpoint (ros2 launch dcmpnet_ros "
                            "dehaze.launch.py weights:=/path/to/model.pt), or run the classical dark-channel prior, "

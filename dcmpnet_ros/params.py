@@ -101,11 +101,14 @@ def _specs() -> dict[str, ParamSpec]:
         ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
         ParamSpec("precision", "fp32", str, "Inference precision; fp16/bf16 halve memory and speed up GPUs.",
                   choices=("fp32", "fp16", "bf16")),
+        ParamSpec("mode", "auto", str, "Inference fast paths: auto (every exact one: folded BatchNorm, "
+                  "channels_last, fused attention), eager (none), compile (adds torch.compile: slow start), "
+                  "cuda_graphs (GPU, fixed frame size).", choices=("auto", "eager", "fast", "compile", "cuda_graphs")),
         ParamSpec("max_pixels", 0, int, "0 runs the network at full resolution; otherwise on at most this many "
                   "pixels and the result is upsampled to the input size.", low=0, dynamic=True),
         ParamSpec("inference_scale", 1.0, float, "Scale applied to the input before inference (0 < s <= 1); the "
                   "result is upsampled to the input size.", low=0.0, high=1.0, low_open=True, dynamic=True),
-        ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1) and its camera_info.",
+        ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1).",
                   dynamic=True),
         ParamSpec("depth_scale", 0.0, float, "0 publishes relative depth in (0, 1] (unitless, larger = farther); "
                   "> 0 publishes metres = relative depth * depth_scale.", low=0.0, dynamic=True),
@@ -138,6 +141,7 @@ class NodeParams:
     backend: str = "dcmpnet"
     device: str = "auto"
     precision: str = "fp32"
+    mode: str = "auto"
     max_pixels: int = 0
     inference_scale: float = 1.0
     publish_depth: bool = True

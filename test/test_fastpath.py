@@ -122,3 +122,16 @@ def test_cuda_graphs_equal_eager(published):
         got = runner(x)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_engine_benchmark_reference_row_and_reduced_resolution():
+    from dcmpnet_core.bench import run_engine_benchmark
+
+    torch.manual_seed(0)
+    rows = run_engine_benchmark(DCMPNet("tiny"), 48, 64, "cpu", modes=["auto"], precisions=["fp32"],
+                                max_pixels=768, repeat=1)
+    assert rows[0].mode == "engine eager fp32 full-res (reference)" and rows[0].speedup == 1.0
+    assert rows[1].mode == "engine auto fp32 max_pixels=768"
+    assert rows[1].median_ms > 0 and 10 < rows[1].psnr_db < float("inf")     # approximate, not exact
+    exact = run_engine_benchmark(DCMPNet("tiny"), 48, 64, "cpu", modes=["auto"], repeat=1)
+    assert exact[1].max_abs_diff <= 1 / 255 + 1e-6                               # exact up to uint8 rounding

@@ -21,13 +21,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeat", type=int, default=5, help="timed runs per row (default: %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="frames per forward (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--engine", action="store_true",
+                   help="time the whole engine (dcmpnet_core.inference.Dehazer) on a uint8 photo frame instead of "
+                        "the bare networks; the reference is the engine in eager fp32 at full resolution")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="with --engine: run the network on at most this many pixels (guided upsampling back)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..bench import format_table, run_benchmark
+    from ..bench import format_table, run_benchmark, run_engine_benchmark
     from ..model import DCMPNet
     from . import CommandError
     from .variants import parse_size
@@ -46,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     dev_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"
     print(f"dcmpnet bench: {name}, {h}x{w}, batch {args.batch}, device {args.device} ({dev_name}), "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
-    rows = run_benchmark(model, h, w, args.device, modes, args.precision, repeat=args.repeat, batch=args.batch,
-                         progress=lambda m: print(f"  timing {m} ...", file=sys.stderr, flush=True))
+    say = lambda m: print(f"  timing {m} ...", file=sys.stderr, flush=True)  # noqa: E731
+    if args.engine:
+        rows = run_engine_benchmark(model, h, w, args.device, args.modes or ["auto"], args.precision,
+                                    max_pixels=args.max_pixels, repeat=args.repeat, progress=say)
+    else:
+        if args.max_pixels:
+            raise CommandError("--max-pixels needs --engine (the bare networks always run at --size)")
+        rows = run_benchmark(model, h, w, args.device, modes, args.precision, repeat=args.repeat, batch=args.batch,
+                             progress=say)
     print(format_table(rows))
     return 0

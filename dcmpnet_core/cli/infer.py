@@ -48,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "resolution with a local affine (guided) upsampling")
     p.add_argument("--scale", type=float, default=1.0, metavar="S",
                    help="run the network at S times the input resolution, 0 < S <= 1 (default: %(default)s)")
-    p.add_argument("--mode", default="eager",
-                   help="inference fast path: eager | fast | auto | compile | cuda_graphs (default: %(default)s)")
+    p.add_argument("--mode", default="auto",
+                   help="inference fast path: auto (= fast: every exact fast path) | eager | fast | compile | "
+                        "cuda_graphs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="frames per forward pass; same-size frames are batched (default: %(default)s)")
     p.add_argument("--video-out", action="store_true",
