@@ -158,6 +158,11 @@ class TrainingTask:
         l_depth = masked_l1(depth_p32, depth_t32, valid)
         l_depth_weighted = masked_l1(depth_p32, depth_t32, valid, a_dr)
         loss_depth = cfg.depth_l1 * l_depth + cfg.depth_weighted * l_depth_weighted
+        l_depth_clear = u_star32.new_zeros(())
+        if cfg.depth_clear > 0:
+            depth_c = self.depth_module(pad_to_multiple(clear, 16))[..., :h, :w]
+            l_depth_clear = masked_l1(depth_c.float(), depth_t32, valid)
+            loss_depth = loss_depth + cfg.depth_clear * l_depth_clear
 
         l_dehaze = F.l1_loss(u_star32, clear32)
         l_dehaze_weighted = masked_l1(u_star32, clear32, None, a_er)
@@ -177,7 +182,7 @@ class TrainingTask:
             "loss_dehaze": loss_dehaze, "loss_depth": loss_depth,
             "l_dehaze": l_dehaze, "l_dehaze_weighted": l_dehaze_weighted, "l_depth_to_dehaze": l_depth,
             "l_contrastive": l_contrastive, "l_guidance": l_guidance,
-            "l_depth": l_depth, "l_depth_weighted": l_depth_weighted,
+            "l_depth": l_depth, "l_depth_weighted": l_depth_weighted, "l_depth_clear": l_depth_clear,
             "perceiver_mean_dehaze": a_er.mean(), "perceiver_mean_depth": a_dr.mean(),
             "perceiver_max_dehaze": a_er.max(), "perceiver_max_depth": a_dr.max(),
             "depth_valid_fraction": valid.float().mean(),

@@ -51,9 +51,14 @@ class LossConfig:
 
     Dehazing network: ``dehaze_l1 * L1(u*, u) + dehaze_weighted * L1_A(e,r)(u*, u)
     + depth_to_dehaze * L1(M(u*), M(u)) + contrastive * CR + guidance * guide consistency``.
-    DE network: ``depth_l1 * L1(M(u*), M(u)) + depth_weighted * L1_A(d,r)(M(u*), M(u))``.
+    DE network: ``depth_l1 * L1(M(u*), M(u)) + depth_weighted * L1_A(d,r)(M(u*), M(u))
+    + depth_clear * L1(DE(u), M(u))``.
     The contrastive term is on only when ``vgg19_weights`` names a torchvision VGG19 state-dict
     file; ``guidance`` > 0 adds L1 between the U-Net guide maps of the hazy and the clear image.
+    ``depth_clear`` (0 in the paper recipe) also fits the DE network on the clear image itself: the
+    original training took M(u) from a depth network pre-trained on clear images (RA-Depth), which
+    this project does not have; without it the DE network only ever sees dehazed outputs and learns
+    their residual-haze cues, which do not carry over to clean frames.
     """
 
     dehaze_l1: float = 1.0
@@ -64,11 +69,12 @@ class LossConfig:
     guidance: float = 0.0
     depth_l1: float = 1.0
     depth_weighted: float = 1.0
+    depth_clear: float = 0.0
     perceiver: PerceiverConfig = field(default_factory=PerceiverConfig)
 
     def __post_init__(self) -> None:
         for name in ("dehaze_l1", "dehaze_weighted", "depth_to_dehaze", "contrastive", "guidance", "depth_l1",
-                     "depth_weighted"):
+                     "depth_weighted", "depth_clear"):
             _require(getattr(self, name) >= 0, f"loss.{name}: weights must be >= 0, got {getattr(self, name)}")
 
     @property

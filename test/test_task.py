@@ -183,3 +183,22 @@ def test_loss_config_is_frozen_and_validated():
 @pytest.fixture(autouse=True, scope="module")
 def _no_onednn():
     yield from no_onednn()
+
+
+def test_depth_clear_term_fits_the_de_net_on_clear_images(model, batch):
+    cfg = LossConfig(depth_clear=1.0)
+    task = TrainingTask(model, cfg)
+    terms = task.step(batch)
+    assert terms["l_depth_clear"].item() > 0
+    torch.testing.assert_close(terms["loss_depth"], terms["l_depth"] + terms["l_depth_weighted"]
+                               + terms["l_depth_clear"])
+    # the term moves only the DE network, and with a perfect DE prediction on the clear image it is zero
+    model.zero_grad(set_to_none=True)
+    terms["l_depth_clear"].backward(retain_graph=True)
+    assert all(p.grad is None for p in model.dehaze_net.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.depth_net.parameters())
+    with torch.no_grad():
+        perfect = model.depth_net.predict(batch["clear"])
+    same = dict(batch, depth=perfect, depth_valid=torch.ones_like(perfect, dtype=torch.bool))
+    assert TrainingTask(model, cfg).step(same)["l_depth_clear"].item() < 1e-6
+    assert TrainingTask(model, LossConfig()).step(batch)["l_depth_clear"].item() == 0.0
