@@ -1,6 +1,6 @@
 """Synthetic generator throughput on one CPU core (OpenCV single-threaded), images per second.
 
-Usage: python benchmarks/bench_synth.py [--count 100] [--size 256 256]
+Usage: python -m dcmpnet_core.data.synth_bench [--count 100] [--size 256 256]
 Prints render-only and render+write rates against the 20 images/s target at 256x256.
 """
 from __future__ import annotations
