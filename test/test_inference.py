@@ -167,7 +167,9 @@ def test_disparity_checkpoints_are_converted_to_depth(device):
     img = photo("chelsea")
     res = Dehazer(make_model("relative_disparity"), device=device)(img)
     _, ref_depth = reference(img.astype(np.float32) / 255, "relative_disparity")
-    np.testing.assert_allclose(res.depth, ref_depth, atol=1e-5)
+    # depth = 1/disparity: the reciprocal turns the fast paths' float32 rounding (~1e-6 in
+    # disparity) into a relative error of up to ~1e-4 where disparity is small.
+    np.testing.assert_allclose(res.depth, ref_depth, rtol=3e-4, atol=1e-5)
     assert res.depth.max() == pytest.approx(1.0) and res.depth.min() >= DISPARITY_FLOOR - 1e-6
 
 
