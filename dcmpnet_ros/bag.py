@@ -32,13 +32,14 @@ import io
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -426,6 +427,7 @@ class BagReplay:
             raise TypeError(f"dehazer: expected a callable (a dcmpnet_core.inference.Dehazer), "
                             f"got {type(dehazer).__name__}")
         self.dehazer = dehazer
+        self._interrupt = threading.Event()
         if image_topics is not None:
             if isinstance(image_topics, str):
                 image_topics = [image_topics]
@@ -460,6 +462,14 @@ class BagReplay:
 
         with AnyReader([self.input_path], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
             return [p["report"] for p in self._plan(reader).values()]
+
+    def interrupt(self) -> None:
+        """Ask a running replay to stop (thread- and signal-safe).
+
+        :meth:`run` then raises ``KeyboardInterrupt`` from its main loop before the next frame, and removes its
+        temporary output; OUTPUT is left as it was. ``dcmpnet bag`` calls this from its SIGINT/SIGTERM handler.
+        """
+        self._interrupt.set()
 
     def run(self, load_dehazer: Callable[[], Any] | None = None) -> ReplaySummary:
         """Replay the whole bag; returns the summary. The output appears only if this returns.
@@ -645,7 +655,16 @@ class BagReplay:
                             self.progress)
             rstage.start()
             while True:
-                item = frames.get()
+                try:
+                    item = frames.get(timeout=0.1)
+                except queue.Empty:
+                    item = None
+                if self._interrupt.is_set():
+                    # Raised here, between frames, rather than by the signal wherever the main thread happens
+                    # to be: a KeyboardInterrupt inside a queue's lock would leave it held and hang the clean-up.
+                    raise KeyboardInterrupt
+                if item is None:
+                    continue
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error
@@ -799,6 +818,32 @@ def _progress(total: int, enabled: bool) -> Any:
 
     return tqdm(total=total, unit="frame", desc="dehazing", disable=not enabled, dynamic_ncols=True,
                 smoothing=0.1)
+
+
+@contextlib.contextmanager
+def stop_on_signals(replay: BagReplay) -> Iterator[None]:
+    """Make SIGINT (Ctrl-C) and SIGTERM (``kill``) stop ``replay`` cleanly while in this block.
+
+    A signal calls ``replay.interrupt()``: the replay stops before its next frame and removes its temporary
+    output. A second signal interrupts at once. Outside the main thread (where Python allows no signal handlers)
+    this does nothing.
+    """
+    def handler(signum: int, frame: object) -> None:
+        if replay._interrupt.is_set():
+            raise KeyboardInterrupt
+        replay.interrupt()
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:          # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def replay_bag(input_path: str | os.PathLike, output_path: str | os.PathLike, dehazer: Any, *,

@@ -5,7 +5,6 @@ The work is done by :func:`dcmpnet_ros.bag.replay_bag`; see that module for the 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -57,21 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _interrupt_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so ``kill`` cleans up the temporary output like Ctrl-C does."""
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:          # not the main thread (embedded use): keep the default
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     from dcmpnet_core.cli import CommandError
 
-    from .bag import BagError, BagReplay
+    from .bag import BagError, BagReplay, stop_on_signals
 
     if args.max_pixels is not None and args.max_pixels < 256:
         raise CommandError(f"--max-pixels: expected an integer >= 256 (16x16), got {args.max_pixels}")
@@ -100,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
             raise BagError(str(exc)) from exc
 
-    _interrupt_on_sigterm()
     try:
-        summary = replay.run(load_dehazer=load)
+        with stop_on_signals(replay):
+            summary = replay.run(load_dehazer=load)
     except BagError as exc:
         raise CommandError(str(exc)) from exc
     except OSError as exc:       # e.g. the disk filled up; the partial output has been removed

@@ -253,7 +253,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
     """Build the foggy bag, replay it, write previews; returns paths, the replay summary and per-frame PSNR."""
     import cv2
 
-    from .bag import replay_bag
+    from .bag import BagReplay, stop_on_signals
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames: expected an integer >= 1, got {frames!r}")
@@ -287,8 +287,10 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
             scores.append({"frame": ev.index, "scene": f.scene, "beta": f.beta,
                            "psnr_hazy": psnr(ev.rgb, f.clean), "psnr_dehazed": psnr(ev.result.dehazed, f.clean)})
 
-        summary = replay_bag(foggy, work / "dehazed_bag", dehazer, image_topics=[IMAGE_TOPIC],
-                             copy_all_topics=True, progress=progress, on_frame=on_frame)
+        replay = BagReplay(foggy, work / "dehazed_bag", dehazer, image_topics=[IMAGE_TOPIC],
+                           copy_all_topics=True, progress=progress, on_frame=on_frame)
+        with stop_on_signals(replay):
+            summary = replay.run()
         cv2.imwrite(str(work / "preview_grid.png"), np.concatenate(rows, axis=0)[..., ::-1])
         (work / _MARKER).write_text("made by dcmpnet demo; the whole directory is replaced by the next run\n")
         _replace_dir(work, out)

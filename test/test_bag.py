@@ -411,6 +411,17 @@ def test_interrupt_from_hook_leaves_no_output_and_no_temp(tmp_path, small_bag, d
     assert listing(tmp_path) == ["in"]                                   # no OUTPUT, no .out.dcmpnet-tmp-*
 
 
+def test_interrupt_method_stops_between_frames_from_another_thread(tmp_path, small_bag, dcp):
+    """What `dcmpnet bag` does on SIGINT/SIGTERM: interrupt() from elsewhere; the replay stops at the next frame."""
+    seen = []
+    replay = BagReplay(small_bag, tmp_path / "out", dcp, progress=False,
+                       on_frame=lambda ev: (seen.append(ev.index), ev.index == 1 and replay.interrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        replay.run()
+    assert seen == [0, 1]
+    assert listing(tmp_path) == ["in"]
+
+
 def test_interrupted_overwrite_keeps_the_old_output(tmp_path, small_bag, dcp):
     replay_bag(small_bag, tmp_path / "out", dcp, progress=False)
     old = snapshot(tmp_path / "out")
