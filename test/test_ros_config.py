@@ -59,3 +59,15 @@ def test_a_bad_value_in_such_a_file_is_named():
 
 def test_installed_by_setup_py():
     assert '("share/" + PACKAGE + "/config", glob("config/*.yaml"))' in (ROOT / "setup.py").read_text()
+
+
+def test_cpu_live_profile_is_a_valid_partial_parameter_file():
+    path = ROOT / "config" / "dehaze_cpu_live.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert list(doc) == ["/**/dehaze_node"]
+    section = doc["/**/dehaze_node"]["ros__parameters"]
+    assert set(section) <= set(PARAMETERS)
+    params = load_params_yaml(path)
+    assert (params.precision, params.mode, params.max_pixels) == ("bf16", "auto", 76800)
+    defaults = NodeParams.from_mapping({})
+    assert params.weights == defaults.weights and params.backend == defaults.backend

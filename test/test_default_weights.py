@@ -1,0 +1,62 @@
+"""The bundled default weights (dcmpnet_core/weights/default.pt).
+
+They are present, loadable, the documented recipe, and better than the hazy input on the held-out real photo.
+
+The quality checks here run at a quarter of the benchmark's resolution (fast); the full benchmark and its
+targets are `dcmpnet quality` (README, "Default weights").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from dcmpnet_core import DCMPNet
+from dcmpnet_core.config import model_config_from
+from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
+from dcmpnet_core.inference import Dehazer
+from dcmpnet_core.quality import run_quality
+from dcmpnet_core.weights import DEFAULT_WEIGHTS, ENV_VAR, default_weights_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def bundled(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+def test_bundled_checkpoint_is_installed_small_and_is_the_recipes_variant():
+    assert default_weights_path() == DEFAULT_WEIGHTS
+    assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 2**20
+    model = DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
+    recipe = yaml.safe_load((ROOT / "config" / "train_default.yaml").read_text())
+    assert model.config == model_config_from(recipe["model"])
+    assert all(bool(p.isfinite().all()) for p in model.parameters())
+    engine = Dehazer.from_checkpoint(None, device="cpu")
+    assert engine.backend == "dcmpnet" and engine.depth_kind == "relative_depth"
+
+
+@pytest.fixture(scope="module")
+def quarter_motorcycle():
+    left, depth_m, _, valid = motorcycle_scene()
+    size = (left.shape[1] // 4, left.shape[0] // 4)
+    left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
+    depth_m = cv2.resize(depth_m, size, interpolation=cv2.INTER_NEAREST)
+    valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    return list(photo_pairs(left, depth_m=depth_m, valid=valid, name="motorcycle", airlights=[(0.85, 0.85, 0.85)]))
+
+
+def test_default_weights_dehaze_the_held_out_real_photo(quarter_motorcycle):
+    engines = {"dcmpnet": Dehazer.from_checkpoint(None, device="cpu"), "dcp": Dehazer(backend="dcp")}
+    methods = {name: (lambda hazy, e=e: (lambda r: (r.dehazed, r.depth))(e(hazy))) for name, e in engines.items()}
+    report, _ = run_quality(methods, quarter_motorcycle)
+    for density in ("light", "medium", "dense"):
+        gain = report.mean("dcmpnet", "psnr", density) - report.mean("hazy", "psnr", density)
+        assert gain > 1.0, f"{density} haze: only {gain:+.2f} dB over the hazy input"
+    assert report.mean("dcmpnet", "psnr") > report.mean("dcp", "psnr")
+    assert report.mean("dcmpnet", "ssim") > report.mean("hazy", "ssim")
+    assert report.mean("dcmpnet", "depth_spearman") > 0.0            # depth at least ordered the right way
