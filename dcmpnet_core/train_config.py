@@ -296,7 +296,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr_dehaze=2e-4")
     key, _, raw = item.partition("=")
-    path = [p for p in key.strip().split(".")]
+    path = key.strip().split(".")
     if not all(path):
         raise ConfigError(f"override {item!r}: bad key {key!r}")
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,9 +16,6 @@ from hazy_photos import write_pairs_layout
 from skimage.metrics import peak_signal_noise_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_DATA = importlib.util.find_spec("dcmpnet_core.data") is not None
-needs_data = pytest.mark.skipif(not HAS_DATA, reason="dcmpnet_core.data (the dataset readers) is not in this checkout "
-                                                    "yet; the end-to-end flow reads the dataset through it")
 
 FAST = ["train.max_steps=3", "train.batch_size=2", "data.crop=32", "data.workers=0", "val.every_steps=3",
         "val.max_images=2", "train.checkpoint_every=100"]
@@ -42,7 +38,6 @@ def dataset(tmp_path_factory) -> Path:
     return write_pairs_layout(tmp_path_factory.mktemp("data") / "photos", train=6, test=2, size=40)
 
 
-@needs_data
 def test_train_then_eval(dataset, tmp_path):
     run = tmp_path / "run"
     res = _dcmpnet("train", "config/train_synthetic.yaml", "--data", dataset, "--out", run, "--no-progress", *FAST)
@@ -93,7 +88,6 @@ def test_train_then_eval(dataset, tmp_path):
     assert saved is not None and saved.shape == (40, 40, 3)
 
 
-@needs_data
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_torchrun_two_processes(dataset, tmp_path):
     run = tmp_path / "ddp"

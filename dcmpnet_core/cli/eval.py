@@ -96,11 +96,13 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
 
         names: set[str] = set()
 
-        def save(i, item, out):
+        def save_one(i, item, out):
             stem = Path(str(item.get("name", i))).stem
             name = stem if stem not in names else f"{stem}_{i}"
             names.add(name)
             write_png(args.out / "images" / f"{name}.png", to_uint8_rgb(out[0]))
+
+        save = save_one
 
     n = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
     return evaluate_dataset(_dehaze_fn(model, dev, args), dataset, range(n), dev,
