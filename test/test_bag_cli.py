@@ -18,10 +18,12 @@ from bag_factory import T0, TS2, Entry, camera_info, compressed, header, image, 
 STEP = 10**8
 IMAGE, INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout first, then whatever the environment already has (a sourced ROS workspace, ...).
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def dcmpnet(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": PYTHONPATH, **(env or {})}
     return subprocess.run([sys.executable, "-m", "dcmpnet_ros.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=ROOT)
 
@@ -125,7 +127,7 @@ def test_ctrl_c_and_kill_leave_no_output_and_no_temp(tmp_path, tiny_ckpt, sig):
                                              image(TS2, header(TS2, i), frame, "rgb8")) for i in range(600)])
     proc = subprocess.Popen([sys.executable, "-m", "dcmpnet_ros.cli", "bag", str(src), str(tmp_path / "out"),
                              "--weights", str(tiny_ckpt), "--device", "cpu"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": PYTHONPATH})
     err = bytearray()
 
     def drain() -> None:

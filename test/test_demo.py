@@ -14,11 +14,13 @@ from bag_factory import read_bag
 from dcmpnet_ros import demo
 
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout first, then whatever the environment already has (a sourced ROS workspace, ...).
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def dcmpnet(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dcmpnet_ros.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+                          timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": PYTHONPATH, **(env or {})})
 
 
 def test_haze_follows_the_scattering_model():
