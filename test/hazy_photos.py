@@ -105,3 +105,20 @@ def write_pairs_layout(root: Path, train: int, test: int, size: int) -> Path:
             cv2.imwrite(str(root / split / "hazy" / name), (hazy[..., ::-1] * 255 + 0.5).astype(np.uint8))
             cv2.imwrite(str(root / split / "depth" / name), (depth * 65535 + 0.5).astype(np.uint16))
     return root
+
+
+def quarter_motorcycle_pairs() -> list:
+    """The held-out benchmark photo (Middlebury motorcycle) at a quarter of its size, hazed at three densities.
+
+    One airlight; :class:`dcmpnet_core.data.photos.PhotoPair` items, fast enough for tests.
+    """
+    import cv2
+
+    from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
+
+    left, depth_m, _, valid = motorcycle_scene()
+    size = (left.shape[1] // 4, left.shape[0] // 4)
+    left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
+    depth_m = cv2.resize(depth_m, size, interpolation=cv2.INTER_NEAREST)
+    valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    return list(photo_pairs(left, depth_m=depth_m, valid=valid, name="motorcycle", airlights=[(0.85, 0.85, 0.85)]))

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
+from hazy_photos import quarter_motorcycle_pairs
 
 from dcmpnet_core import DCMPNet
 from dcmpnet_core.config import model_config_from
-from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
 from dcmpnet_core.inference import Dehazer
 from dcmpnet_core.quality import run_quality
 from dcmpnet_core.weights import DEFAULT_WEIGHTS, ENV_VAR, default_weights_path
@@ -42,12 +40,7 @@ def test_bundled_checkpoint_is_installed_small_and_is_the_recipes_variant():
 
 @pytest.fixture(scope="module")
 def quarter_motorcycle():
-    left, depth_m, _, valid = motorcycle_scene()
-    size = (left.shape[1] // 4, left.shape[0] // 4)
-    left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
-    depth_m = cv2.resize(depth_m, size, interpolation=cv2.INTER_NEAREST)
-    valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return list(photo_pairs(left, depth_m=depth_m, valid=valid, name="motorcycle", airlights=[(0.85, 0.85, 0.85)]))
+    return quarter_motorcycle_pairs()
 
 
 def test_default_weights_dehaze_the_held_out_real_photo(quarter_motorcycle):

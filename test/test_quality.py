@@ -9,21 +9,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hazy_photos import quarter_motorcycle_pairs
 
 from dcmpnet_core import DCMPNet
-from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
 from dcmpnet_core.inference import Dehazer
 from dcmpnet_core.quality import depth_spearman, evaluation_pairs, preview_grid, run_quality, score_image
 
 
 @pytest.fixture(scope="module")
 def small_pairs():
-    left, depth_m, _, valid = motorcycle_scene()
-    size = (left.shape[1] // 4, left.shape[0] // 4)
-    left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
-    depth_m = cv2.resize(depth_m, size, interpolation=cv2.INTER_NEAREST)
-    valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return list(photo_pairs(left, depth_m=depth_m, valid=valid, name="motorcycle", airlights=[(0.85, 0.85, 0.85)]))
+    return quarter_motorcycle_pairs()
 
 
 def test_evaluation_set_is_the_held_out_motorcycle_at_three_densities():
