@@ -227,3 +227,31 @@ def test_missing_weights_says_what_to_do(ros, tmp_path):
         proc.cleanup()
     assert "no DCMPNet weights given" in output and "weights:=" in output and "backend:=dcp" in output, output
     assert "process has died" in output and "exit code 1" in output, output
+
+
+def test_default_weights_with_the_installed_cpu_live_profile(ros):
+    """No weights argument: the bundled DCMPNet weights, run as config/dehaze_cpu_live.yaml says (bf16, 320x240)."""
+    params = f"{get_package_share_directory('dcmpnet_ros')}/config/dehaze_cpu_live.yaml"
+    # Its own camera and namespace: the module's default launch (DCP) may still be running on /test_cam.
+    proc = LaunchedProcess(LAUNCH + ["image_topic:=/live_cam/image_raw", "namespace:=live", f"params_file:={params}"])
+    probe = Probe("launch_probe_live", camera="/live_cam", output_ns="/live")
+    try:
+        probe.wait_for_node("/live_cam/image_raw")
+        rgb = photo("astronaut", (480, 640))
+        sent, out = probe.send_until_output(lambda sec: image_msg(rgb, "rgb8", sec, "cam_optical"), probe.pub_image,
+                                            6000, timeout=60, kinds=("image", "depth"))
+        image, depth = out["image"], out["depth"]
+        assert (image.header.stamp.sec, image.header.frame_id) == (sent.header.stamp.sec, "cam_optical")
+        assert (image.height, image.width, depth.height, depth.width) == (480, 640, 480, 640)
+        from dcmpnet_core.inference import Dehazer
+
+        expected = Dehazer.from_checkpoint(None, device="cpu", precision="bf16", max_pixels=76800)(rgb)
+        got = image_array(image).astype(np.float64)
+        assert np.abs(got - expected.dehazed).mean() < 1.0, "the node's result is the library's, same settings"
+        assert np.abs(got - rgb).mean() > 2, "the output must differ from the input"
+    finally:
+        probe.close()
+        code = proc.stop()
+        output = proc.output
+        proc.cleanup()
+    assert code == 0, output
