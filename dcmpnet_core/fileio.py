@@ -54,6 +54,17 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def atomic_write_png(path: str | os.PathLike, rgb: Any) -> Path:
+    """Write an (H,W,3) uint8 RGB image as PNG, atomically."""
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise OSError(f"could not encode {path} as PNG")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
 def replace_dir(built: str | os.PathLike, out: str | os.PathLike) -> None:
     """Move the finished folder ``built`` to ``out``; an existing ``out`` is replaced only once ``built`` is in place.
 

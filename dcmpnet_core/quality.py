@@ -11,6 +11,7 @@ correlation with the measured depth over pixels with ground truth.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from scipy.stats import spearmanr
 
 from .data.photos import PhotoPair, motorcycle_scene, photo_pairs
+from .fileio import atomic_write_text
 from .metrics import psnr, ssim
 
 DENSITIES = ("light", "medium", "dense")
@@ -76,11 +78,13 @@ class QualityReport:
         return out
 
     def write_csv(self, path: str | Path) -> None:
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["image", "density", "method", "psnr", "ssim", "depth_spearman"])
-            for s in self.scores:
-                w.writerow([s.name, s.density, s.method, f"{s.psnr:.4f}", f"{s.ssim:.5f}", f"{s.depth_spearman:.4f}"])
+        """One row per (image, method), written atomically."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["image", "density", "method", "psnr", "ssim", "depth_spearman"])
+        for s in self.scores:
+            w.writerow([s.name, s.density, s.method, f"{s.psnr:.4f}", f"{s.ssim:.5f}", f"{s.depth_spearman:.4f}"])
+        atomic_write_text(path, buf.getvalue())
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:

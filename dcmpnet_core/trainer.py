@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_state_strict, read_checkpoint, safe_torch_load
 from .depth_convention import CONVENTION
-from .fileio import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from .fileio import atomic_torch_save, atomic_write_png, atomic_write_text
+from .inference import resolve_device
 from .metrics import evaluate_dataset, to_unit
 from .model import DCMPNet
 from .task import TrainingTask
@@ -175,16 +176,6 @@ def to_uint8_rgb(img: torch.Tensor) -> np.ndarray:
     return (to_unit(img.float()).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an (H,W,3) uint8 RGB image as PNG atomically."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise OSError(f"could not encode {path} as PNG")
-    atomic_write_bytes(path, buf.tobytes())
-
-
 # ------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Train DCMPNet jointly (see :mod:`dcmpnet_core.task`) according to a :class:`TrainConfig`.
@@ -273,17 +264,13 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        want = self.cfg.train.device
-        if want == "auto":
-            want = "cuda" if torch.cuda.is_available() else "cpu"
+        want = str(self.cfg.train.device)
         try:
-            device = torch.device(want)
-        except RuntimeError as exc:
+            device = resolve_device(want)
+        except (ValueError, RuntimeError) as exc:
             raise TrainError(f"train.device: {exc}") from None
         if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise TrainError(f"train.device={want!r} but CUDA is not available; use train.device=cpu")
-            if device.index is None:
+            if ":" not in want:                 # no index given: one GPU per torchrun process
                 device = torch.device("cuda", self.local_rank if self.world > 1 else 0)
             torch.cuda.set_device(device)
         self.device = device
@@ -305,10 +292,8 @@ class Trainer:
         if train_set is None:
             if dc.root is None:
                 raise TrainError("no training data: set data.root (e.g. data.root=/path/to/RESIDE-IN)")
-            try:
-                from .data import build_dataset
-            except ImportError as exc:
-                raise TrainError(f"dcmpnet_core.data is not available ({exc}); cannot read {dc.root}") from None
+            from .data import build_dataset
+
             kw = dict(layout=dc.layout, depth=dc.depth, depth_model=dc.depth_model,
                       depth_model_output=dc.depth_model_output, seed=self.cfg.train.seed)
             train_set = build_dataset(dc.root, split=dc.train_split, crop=dc.crop, augment=dc.augment,
@@ -525,7 +510,7 @@ class Trainer:
             depth = model.depth_net.predict(out)[0, 0].float().cpu().numpy()
             row = np.concatenate([to_uint8_rgb(item["hazy"]), to_uint8_rgb(out[0]), to_uint8_rgb(item["clear"]),
                                   depth_to_color(depth)], axis=1)
-            write_png(self.out / "previews" / f"step_{self.step:07d}.png", row)
+            atomic_write_png(self.out / "previews" / f"step_{self.step:07d}.png", row)
 
         records = evaluate_dataset(lambda x: model.dehaze_net(x).dehazed, self.val_set,
                                    range(self.rank, n, self.world), self.device, self.cfg.val.full_res_ssim,

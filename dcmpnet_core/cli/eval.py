@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="evaluate only the first N images")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--engine", choices=["auto", "network"], default="auto",
-                   help="auto: the inference engine that dcmpnet infer and the ROS node run (full resolution), "
-                        "when installed; network: the plain network forward (default: %(default)s)")
+                   help="auto: the inference engine that dcmpnet infer and the ROS node run (full resolution); "
+                        "network: the plain network forward (default: %(default)s)")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
                    help="engine precision (default: %(default)s; the network path is always fp32)")
     p.set_defaults(handler=run)
@@ -38,28 +38,19 @@ def run(args: argparse.Namespace) -> int:
     if args.max_images is not None and args.max_images < 1:
         raise CommandError(f"--max-images must be >= 1, got {args.max_images}")
 
-    import torch
-
+    from ..data import build_dataset
+    from ..inference import resolve_device
     from ..model import DCMPNet
     from ..upstream import CheckpointError
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
+        dev = resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
         raise CommandError(f"--device: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CommandError(f"--device {device}: CUDA is not available")
     try:
         model = DCMPNet.from_checkpoint(args.weights, map_location=dev).to(dev)
     except (CheckpointError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
-    try:
-        from ..data import build_dataset
-    except ImportError as exc:
-        raise CommandError(f"dcmpnet_core.data is not available ({exc})") from None
     try:
         dataset = build_dataset(args.data, split=args.split, layout=args.layout, crop=None, augment=False,
                                 depth="none")
@@ -92,7 +83,8 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
             from . import CommandError
 
             raise CommandError("--save-images needs --out DIR")
-        from ..trainer import to_uint8_rgb, write_png
+        from ..fileio import atomic_write_png
+        from ..trainer import to_uint8_rgb
 
         names: set[str] = set()
 
@@ -100,7 +92,7 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
             stem = Path(str(item.get("name", i))).stem
             name = stem if stem not in names else f"{stem}_{i}"
             names.add(name)
-            write_png(args.out / "images" / f"{name}.png", to_uint8_rgb(out[0]))
+            atomic_write_png(args.out / "images" / f"{name}.png", to_uint8_rgb(out[0]))
 
         save = save_one
 
@@ -110,23 +102,19 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
 
 
 def _dehaze_fn(model, dev, args: argparse.Namespace):
-    """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine when there is one."""
+    """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine, or the plain network."""
     import torch
 
-    engine = None
-    if args.engine == "auto":
-        try:
-            from ..inference import Dehazer
-        except ImportError:
-            Dehazer = None
-        if Dehazer is not None:
-            engine = Dehazer(model, device=dev, precision=args.precision)
-    if engine is None:
+    if args.engine == "network":
         if args.precision != "fp32":
             from . import CommandError
 
             raise CommandError(f"--precision {args.precision} needs the inference engine (--engine auto)")
         return lambda x: model.dehaze_net(x).dehazed
+
+    from ..inference import Dehazer
+
+    engine = Dehazer(model, device=dev, precision=args.precision)
 
     def run(x):
         rgb = ((x[0].float().clamp(-1, 1) + 1.0) * 0.5).permute(1, 2, 0).cpu().numpy()

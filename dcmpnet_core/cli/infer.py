@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_png as _write_png
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2"}
 _ENGINE_PREFIX = re.compile(r"^images?(\[\d+\])?: ")
@@ -66,15 +67,6 @@ class _Job:
 
 
 # --------------------------------------------------------------------------------- atomic writes
-def _write_png(path: Path, rgb) -> None:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", rgb[..., ::-1])
-    if not ok:
-        raise OSError(f"could not encode {path.name} as PNG")
-    atomic_write_bytes(path, buf.tobytes())
-
-
 def _write_npy(path: Path, array) -> None:
     import numpy as np
 

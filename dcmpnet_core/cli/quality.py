@@ -21,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
-
+    from ..fileio import atomic_write_png
     from ..inference import Dehazer
     from ..quality import preview_grid, run_quality
     from ..weights import WeightsNotFoundError
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         report.write_csv(args.out / "quality.csv")
         names = [n for n in outputs if n.endswith("_a0")]
         grid = preview_grid(outputs, ["dcp", "dcmpnet"], names)
-        cv2.imwrite(str(args.out / "quality_preview.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        atomic_write_png(args.out / "quality_preview.png", grid)
         print(f"wrote {args.out / 'quality.csv'} and {args.out / 'quality_preview.png'} "
               "(rows light/medium/dense: hazy | DCP | DCMPNet | clear | DCP depth | DCMPNet depth | measured depth)")
     return 0 if ok_all or not args.check else 1
