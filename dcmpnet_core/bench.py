@@ -66,9 +66,14 @@ def _time(fn: Callable[[], object], warmup: int, repeat: int, sync: Callable[[],
     return times
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).mean())
+def _psnr_unit(mse: float) -> float:
+    """PSNR in dB of images in [0, 1] from their mean squared error."""
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two network outputs in [-1, 1] (clamped), measured in [0, 1] units."""
+    return _psnr_unit(float(((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).mean()))
 
 
 def run_benchmark(model: DCMPNet, height: int, width: int, device: str = "cpu", modes: Sequence[str] = ("fast",),
@@ -169,7 +174,6 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
                 rows.append(BenchRow(label, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
                                      f"failed: {str(exc).splitlines()[0][:80]}"))
                 continue
-            diff = float(np.abs(out - ref).max())
-            mse = float(((out - ref) ** 2).mean())
-            rows.append(_row(label, times, ref_median, diff, math.inf if mse == 0 else 10 * math.log10(1 / mse), 1))
+            rows.append(_row(label, times, ref_median, float(np.abs(out - ref).max()),
+                             _psnr_unit(float(((out - ref) ** 2).mean())), 1))
     return rows
