@@ -526,6 +526,9 @@ class HazeDataset(Dataset):
         """Full-size depth (H,W) float32 (any positive scale, larger = farther) and validity (H,W) bool."""
         shape = clear.shape[:2]
         source = self.depth_source(rec)
+        if source != "none" and rec.layout == "synthetic" and read_meta(rec).get("depth_target") is False:
+            # "photo" samples: the depth the haze was made with is not the photo's depth, so no target
+            return np.ones(shape, np.float32), np.zeros(shape, bool)
         if source in ("stored", "synthetic"):
             d, valid = load_stored_depth(rec.depth)
             return _fit_map(d, shape, rec, rec.depth), _fit_map(valid, shape, rec, rec.depth)
@@ -544,8 +547,6 @@ class HazeDataset(Dataset):
         rec = self.records[index]
         hazy, clear = load_pair(rec)
         depth, valid = self.load_depth(rec, clear)
-        if rec.layout == "synthetic" and rec.meta is not None and read_meta(rec).get("depth_target") is False:
-            valid = np.zeros_like(valid)      # "photo" samples: haze depth that is not the photo's depth
         rng = self._rng(index) if self.augment else None
         hazy, clear, depth, valid = paired_augment([hazy, clear, depth, valid], self.crop, rng,
                                                    hflip_only=self.hflip_only,
