@@ -471,6 +471,11 @@ class BagReplay:
         """
         self._interrupt.set()
 
+    @property
+    def interrupt_requested(self) -> bool:
+        """True once :meth:`interrupt` has been called."""
+        return self._interrupt.is_set()
+
     def run(self, load_dehazer: Callable[[], Any] | None = None) -> ReplaySummary:
         """Replay the whole bag; returns the summary. The output appears only if this returns.
 
@@ -659,7 +664,7 @@ class BagReplay:
                     item = frames.get(timeout=0.1)
                 except queue.Empty:
                     item = None
-                if self._interrupt.is_set():
+                if self.interrupt_requested:
                     # Raised here, between frames, rather than by the signal wherever the main thread happens
                     # to be: a KeyboardInterrupt inside a queue's lock would leave it held and hang the clean-up.
                     raise KeyboardInterrupt
@@ -829,7 +834,7 @@ def stop_on_signals(replay: BagReplay) -> Iterator[None]:
     this does nothing.
     """
     def handler(signum: int, frame: object) -> None:
-        if replay._interrupt.is_set():
+        if replay.interrupt_requested:
             raise KeyboardInterrupt
         replay.interrupt()
 
