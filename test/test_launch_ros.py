@@ -6,6 +6,7 @@ weights, so every output can be compared with the library's own result for the s
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import cv2
@@ -48,20 +49,27 @@ def ros():
     rclpy.try_shutdown()
 
 
-@pytest.fixture(scope="module")
-def default_launch(ros):
-    """The launch file with its defaults, except the backend (dcp needs no weights) and the camera topic."""
-    proc = LaunchedProcess(LAUNCH + ["backend:=dcp", "image_topic:=/test_cam/image_raw"])
-    probe = Probe("launch_probe")
+@contextlib.contextmanager
+def launched(args: list[str], probe_name: str, **probe_kw):
+    """``ros2 launch`` with ``args`` and a Probe beside it; afterwards the launch must end cleanly on Ctrl-C."""
+    proc = LaunchedProcess(LAUNCH + args)
+    probe = Probe(probe_name, **probe_kw)
     try:
-        probe.wait_for_node("/test_cam/image_raw")
         yield probe, proc
     finally:
         probe.close()
         code = proc.stop()
         output = proc.output
         proc.cleanup()
-        assert code == 0, f"ros2 launch did not end cleanly on Ctrl-C (exit {code}):\n{output}"
+    assert code == 0, f"ros2 launch did not end cleanly on Ctrl-C (exit {code}):\n{output}"
+
+
+@pytest.fixture(scope="module")
+def default_launch(ros):
+    """The launch file with its defaults, except the backend (dcp needs no weights) and the camera topic."""
+    with launched(["backend:=dcp", "image_topic:=/test_cam/image_raw"], "launch_probe") as (probe, proc):
+        probe.wait_for_node("/test_cam/image_raw")
+        yield probe, proc
 
 
 def _dcp(rgb: np.ndarray):
@@ -158,11 +166,10 @@ def test_namespace_params_file_compressed_input_and_sim_time(ros, tmp_path):
     # The same section name as config/dehaze.yaml; it must apply although the node runs in a namespace.
     params.write_text("/**/dehaze_node:\n  ros__parameters:\n    input_transport: compressed\n"
                       "    use_camera_info: false\n    output_qos: reliable\n", encoding="utf-8")
-    proc = LaunchedProcess(LAUNCH + ["backend:=dcp", "namespace:=robot1", "image_topic:=/test_cam/image_raw",
-                                     f"params_file:={params}", "use_sim_time:=true"])
-    probe = Probe("launch_probe_ns", output_ns="/robot1")
-    clock = probe.create_publisher(Clock, "/clock", 10)
-    try:
+    args = ["backend:=dcp", "namespace:=robot1", "image_topic:=/test_cam/image_raw", f"params_file:={params}",
+            "use_sim_time:=true"]
+    with launched(args, "launch_probe_ns", output_ns="/robot1") as (probe, _):
+        clock = probe.create_publisher(Clock, "/clock", 10)
         probe.wait_for_node("/test_cam/image_raw/compressed")
         raw_readers = [i.node_namespace for i in probe.get_subscriptions_info_by_topic("/test_cam/image_raw")]
         assert "/robot1" not in raw_readers, "input_transport: compressed from the file"
@@ -198,12 +205,6 @@ def test_namespace_params_file_compressed_input_and_sim_time(ros, tmp_path):
 
         stamps = probe.spin_until(lambda: [s for s in sim_stamped() if s >= 77_000], 15, "sim-time diagnostics")
         assert all(77_000 <= s <= 78_000 for s in stamps), stamps
-    finally:
-        probe.close()
-        code = proc.stop()
-        output = proc.output
-        proc.cleanup()
-    assert code == 0, output
 
 
 def test_invalid_parameter_stops_the_node_with_a_message_naming_it(ros):
@@ -233,9 +234,8 @@ def test_default_weights_with_the_installed_cpu_live_profile(ros):
     """No weights argument: the bundled DCMPNet weights, run as config/dehaze_cpu_live.yaml says (bf16, 320x240)."""
     params = f"{get_package_share_directory('dcmpnet_ros')}/config/dehaze_cpu_live.yaml"
     # Its own camera and namespace: the module's default launch (DCP) may still be running on /test_cam.
-    proc = LaunchedProcess(LAUNCH + ["image_topic:=/live_cam/image_raw", "namespace:=live", f"params_file:={params}"])
-    probe = Probe("launch_probe_live", camera="/live_cam", output_ns="/live")
-    try:
+    args = ["image_topic:=/live_cam/image_raw", "namespace:=live", f"params_file:={params}"]
+    with launched(args, "launch_probe_live", camera="/live_cam", output_ns="/live") as (probe, _):
         probe.wait_for_node("/live_cam/image_raw")
         rgb = photo("astronaut", (480, 640))
         sent, out = probe.send_until_output(lambda sec: image_msg(rgb, "rgb8", sec, "cam_optical"), probe.pub_image,
@@ -249,9 +249,3 @@ def test_default_weights_with_the_installed_cpu_live_profile(ros):
         got = image_array(image).astype(np.float64)
         assert np.abs(got - expected.dehazed).mean() < 1.0, "the node's result is the library's, same settings"
         assert np.abs(got - rgb).mean() > 2, "the output must differ from the input"
-    finally:
-        probe.close()
-        code = proc.stop()
-        output = proc.output
-        proc.cleanup()
-    assert code == 0, output
