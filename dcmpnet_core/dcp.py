@@ -87,8 +87,9 @@ def dark_channel(image: np.ndarray, patch: int) -> np.ndarray:
     """Minimum over colour channels and a ``patch`` x ``patch`` window: (H,W,3) -> (H,W) float32."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (patch, patch))
     # Erosion = windowed minimum; border pixels take the minimum of the part of the window inside.
-    return cv2.erode(np.ascontiguousarray(image.min(axis=2), dtype=np.float32), kernel,
-                     borderType=cv2.BORDER_REFLECT)
+    # Channel minimum from slices: several times faster than ``image.min(axis=2)`` on an axis of length 3.
+    channel_min = np.minimum(np.minimum(image[..., 0], image[..., 1]), image[..., 2])
+    return cv2.erode(np.ascontiguousarray(channel_min, dtype=np.float32), kernel, borderType=cv2.BORDER_REFLECT)
 
 
 def estimate_airlight(image: np.ndarray, dark: np.ndarray, top_fraction: float = 0.001) -> np.ndarray:

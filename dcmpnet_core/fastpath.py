@@ -175,3 +175,15 @@ class InferenceRunner:
         else:
             dehazed, depth = self._fn(x)
         return dehazed.float().contiguous(), depth.float().contiguous()
+
+    @torch.inference_mode()
+    def depth(self, x: torch.Tensor) -> torch.Tensor:
+        """The depth network alone on ``x`` (B,3,H,W) in [-1, 1] -> raw depth (B,1,H,W) float32.
+
+        For frames passed through undehazed; runs the prepared model's depth network with its dtype and layout
+        (not compiled nor graph-captured: those paths capture the whole model).
+        """
+        x = x.to(self.device, self.dtype)
+        if self.paths.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model.depth_net.predict(x).float().contiguous()

@@ -35,6 +35,15 @@ Out of GPU (or CPU) memory, a frame is retried with ``max_pixels`` halved, at mo
 later frames (a camera stream would otherwise run out of memory on every frame).  A batch that
 runs out of memory is first split into single frames.
 
+Haze-aware operation (:mod:`dcmpnet_core.haze_level`): every frame gets a haze level in [0, 1)
+(:attr:`DehazeResult.haze_level`, computed on a 128 px copy).  Frames of a stream whose smoothed level stays
+below ``bypass_below`` are **passed through**: the output is the input, unchanged, and the dehazing network is
+not run (depth comes from the depth network on the input, or is None with ``passthrough_depth=False``).  In a
+band of width ``bypass_band`` above it the output is a blend of input and dehazed frame; above the band it is
+the network's output, exactly as with ``bypass_below=0`` (which disables all of this).  ``stream`` (a key, one
+per camera) selects the sequence whose state (smoothing, hysteresis, fade) a frame continues; ``stream=None``
+decides each frame on its own level (independent images).
+
 Threading: a Dehazer is meant to be used from one worker thread (the ROS node runs it in its
 processing thread).  Calls are serialised by an internal lock, so sharing one between threads is
 safe but gains nothing; for parallel work use one Dehazer per thread or device.
@@ -56,6 +65,15 @@ import numpy as np
 import torch
 
 from .dcp import DCPParams, box_mean, dehaze_dcp
+from .haze_level import (
+    DEFAULT_BYPASS_BAND,
+    DEFAULT_BYPASS_BELOW,
+    GateStep,
+    HazeGate,
+    blend,
+    check_bypass,
+    estimate_haze_level,
+)
 from .weights import WeightsNotFoundError, default_weights_path, missing_weights_message
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -84,15 +102,27 @@ class DehazeResult:
     ``latency_ms``: wall time of the call (for a batch: its share of the batch time);
     ``scale``: linear resolution factor the backend ran at (1.0 = full resolution);
     ``nonfinite_pixels``: input pixels with NaN/Inf that were replaced by 0;
-    ``warnings``: messages about this frame (non-finite input, out-of-memory retries).
+    ``warnings``: messages about this frame (non-finite input, out-of-memory retries);
+    ``haze_level``: the frame's haze level in [0, 1) (:func:`dcmpnet_core.haze_level.estimate_haze_level`);
+    ``haze_smoothed``: the stream's smoothed level after this frame; ``weight``: share of the network's output
+    in ``dehazed`` (0: pass-through, the input unchanged; 1: the network's output). In pass-through ``depth`` is
+    None when the Dehazer was made with ``passthrough_depth=False``, and ``scale`` is 0 (no network ran).
     """
 
     dehazed: np.ndarray
-    depth: np.ndarray
+    depth: np.ndarray | None
     latency_ms: float
     scale: float = 1.0
     nonfinite_pixels: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    haze_level: float = 0.0
+    haze_smoothed: float = 0.0
+    weight: float = 1.0
+
+    @property
+    def mode(self) -> str:
+        """``"passthrough"`` (weight 0), ``"blend"`` or ``"dehaze"`` (weight 1)."""
+        return GateStep(self.haze_level, self.haze_smoothed, self.weight).mode
 
 
 @dataclass
@@ -101,6 +131,14 @@ class _Frame:
     dtype: np.dtype
     nonfinite: int
     notes: list[str]
+    source: np.ndarray           # the caller's array, for pass-through
+
+    def passthrough(self) -> np.ndarray:
+        """The input as the output: a copy of the caller's array (NaN/Inf -> 0, clipped to [0, 1] for floats)."""
+        if self.dtype == np.uint8:
+            return self.source.copy()
+        out = np.nan_to_num(self.source, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.clip(out, 0.0, 1.0, out=out)
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -202,7 +240,7 @@ def _validate_image(image: object, name: str) -> _Frame:
                          "smaller images are not upscaled")
     notes: list[str] = []
     if image.dtype == np.uint8:
-        return _Frame(image.astype(np.float32) / 255.0, image.dtype, 0, notes)
+        return _Frame(image.astype(np.float32) / 255.0, image.dtype, 0, notes, image)
     img = image.astype(np.float32)
     finite = np.isfinite(img)
     nonfinite = 0
@@ -216,7 +254,7 @@ def _validate_image(image: object, name: str) -> _Frame:
     if lo < _FLOAT_LOW or hi > _FLOAT_HIGH:
         raise ValueError(f"{name}: float images must hold values in [0, 1], got range [{lo:g}, {hi:g}] "
                          "(for 0-255 data pass uint8 or divide by 255)")
-    return _Frame(np.clip(img, 0.0, 1.0), image.dtype, nonfinite, notes)
+    return _Frame(np.clip(img, 0.0, 1.0), image.dtype, nonfinite, notes, image)
 
 
 def _to_output(img01: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -238,12 +276,16 @@ class Dehazer:
     copy (the caller's model is left as it is); the prepared copy is :attr:`model`, run through
     :class:`dcmpnet_core.fastpath.InferenceRunner`.  The default ``"auto"`` takes every exact fast
     path (same outputs as ``"eager"`` within 1e-5); ``"compile"`` adds ``torch.compile``.
+    ``bypass_below``, ``bypass_band``: the pass-through threshold and blend band on the haze level (0 disables
+    the pass-through; attributes, may be changed between frames); ``passthrough_depth``: compute depth (depth
+    network on the input) for frames passed through; see the module docstring.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
                  inference_scale: float = 1.0, mode: str = "auto", max_oom_retries: int = 3,
-                 dcp_params: DCPParams | None = None) -> None:
+                 dcp_params: DCPParams | None = None, bypass_below: float = DEFAULT_BYPASS_BELOW,
+                 bypass_band: float = DEFAULT_BYPASS_BAND, passthrough_depth: bool = True) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -263,6 +305,9 @@ class Dehazer:
         self.inference_scale = float(inference_scale)
         self.max_oom_retries = max_oom_retries
         self.dcp_params = dcp_params or DCPParams()
+        self.bypass_below, self.bypass_band = check_bypass(bypass_below, bypass_band)
+        self.passthrough_depth = bool(passthrough_depth)
+        self._gates: dict[object, HazeGate] = {}
         self._lock = threading.Lock()
         if backend == "dcp":
             if model is not None:
@@ -312,51 +357,97 @@ class Dehazer:
 
     def __repr__(self) -> str:
         return (f"Dehazer(backend={self.backend!r}, device={str(self.device)!r}, precision={self.precision!r}, "
-                f"max_pixels={self.max_pixels!r}, inference_scale={self.inference_scale!r}, mode={self.mode!r})")
+                f"max_pixels={self.max_pixels!r}, inference_scale={self.inference_scale!r}, mode={self.mode!r}, "
+                f"bypass_below={self.bypass_below!r}, bypass_band={self.bypass_band!r})")
 
     # ------------------------------------------------------------------------------- public calls
-    def __call__(self, image: np.ndarray) -> DehazeResult:
-        """Dehaze one (H,W,3) RGB frame (uint8, or float in [0, 1]); see :class:`DehazeResult`."""
+    def __call__(self, image: np.ndarray, stream: object = "default") -> DehazeResult:
+        """Dehaze one (H,W,3) RGB frame (uint8, or float in [0, 1]); see :class:`DehazeResult`.
+
+        ``stream``: the frame sequence this frame continues (pass-through state); None: decide on this frame alone.
+        """
         start = time.perf_counter()
         frame = _validate_image(image, "image")
         with self._lock:
+            step = self._gate_step(frame, stream)
+            if step.weight == 0.0:
+                return self._passthrough(frame, step, start)
             notes: list[str] = []
             (dehazed, depth), scale = self._restore_with_retry([frame.image], notes)
-        return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3)
+        return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3, step)
 
-    def process_batch(self, images: Sequence[np.ndarray]) -> list[DehazeResult]:
+    def process_batch(self, images: Sequence[np.ndarray], stream: object = None) -> list[DehazeResult]:
         """Dehaze several frames; frames of equal size run as one batch; results in input order.
 
         Results equal frame-by-frame calls (up to float rounding of batched kernels).
-        ``latency_ms`` of each result is its share of its size group's time.
+        ``latency_ms`` of each result is its share of its size group's time.  ``stream``: None (default) treats
+        the frames as independent images for the pass-through decision; a key continues that stream's sequence,
+        the frames taken in list order.
         """
         if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
             raise ValueError(f"images: expected a sequence (list/tuple) of (H, W, 3) arrays, "
                              f"got {type(images).__name__}")
         frames = [_validate_image(img, f"images[{i}]") for i, img in enumerate(images)]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, f in enumerate(frames):
-            groups.setdefault(f.image.shape[:2], []).append(i)
         results: list[DehazeResult | None] = [None] * len(frames)
         with self._lock:
+            steps = [self._gate_step(f, stream) for f in frames]
+            groups: dict[tuple[int, int], list[int]] = {}
+            for i, f in enumerate(frames):
+                if steps[i].weight == 0.0:
+                    results[i] = self._passthrough(f, steps[i], time.perf_counter())
+                else:
+                    groups.setdefault(f.image.shape[:2], []).append(i)
             for idx in groups.values():
                 start = time.perf_counter()
                 notes: list[str] = []
                 outs = self._restore_group(idx, frames, notes)
                 share = (time.perf_counter() - start) * 1e3 / len(idx)
                 for i, (dehazed, depth, scale) in zip(idx, outs):
-                    results[i] = self._result(frames[i], dehazed, depth, scale, notes, share)
+                    results[i] = self._result(frames[i], dehazed, depth, scale, notes, share, steps[i])
         return results  # type: ignore[return-value]
+
+    def reset_stream(self, stream: object = None) -> None:
+        """Forget the pass-through state of ``stream`` (None: of every stream); its next frame starts afresh."""
+        if stream is None:
+            self._gates.clear()
+        else:
+            self._gates.pop(stream, None)
 
     def warmup(self, height: int = 256, width: int = 256) -> float:
         """Run one grey frame so that lazy initialisation is not paid by the first real one; returns ms."""
-        return self(np.full((height, width, 3), 128, np.uint8)).latency_ms
+        return self(np.full((height, width, 3), 128, np.uint8), stream=None).latency_ms
 
     # ------------------------------------------------------------------------------------ internals
+    def _gate_step(self, frame: _Frame, stream: object) -> GateStep:
+        """The frame's haze level and pass-through decision, advancing ``stream``'s gate (None: a fresh gate)."""
+        self.bypass_below, self.bypass_band = check_bypass(self.bypass_below, self.bypass_band)
+        level = estimate_haze_level(frame.source if frame.dtype == np.uint8 else frame.image)
+        gate = HazeGate() if stream is None else self._gates.setdefault(stream, HazeGate())
+        return gate.step(level, self.bypass_below, self.bypass_band)
+
+    def _passthrough(self, frame: _Frame, step: GateStep, start: float) -> DehazeResult:
+        """A frame below the threshold: the input as output, depth from the depth network alone (or None)."""
+        depth = self._depth_only(frame.image) if self.passthrough_depth else None
+        return DehazeResult(frame.passthrough(), depth, (time.perf_counter() - start) * 1e3, 0.0, frame.nonfinite,
+                            tuple(frame.notes), step.level, step.smoothed, 0.0)
+
+    def _depth_only(self, image: np.ndarray) -> np.ndarray:
+        """(H,W) depth of a clear frame: the DE network on the input (dcp: the prior's transmission depth)."""
+        if self.backend == "dcp":
+            return dehaze_dcp(image, self.dcp_params).depth
+        h, w = image.shape[:2]
+        lh, lw = self._work_size(h, w)
+        low = image if (lh, lw) == (h, w) else cv2.resize(image, (lw, lh), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(low[None]).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
+        raw = self._runner.depth(x.contiguous())[0, 0].cpu().numpy()
+        depth = raw_to_relative_depth(raw, self.depth_kind)
+        return depth if (lh, lw) == (h, w) else self._upsample_depth(depth, h, w)
+
     def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],
-                latency_ms: float) -> DehazeResult:
-        return DehazeResult(_to_output(dehazed01, frame.dtype), depth, float(latency_ms), float(scale),
-                            frame.nonfinite, tuple(frame.notes + notes))
+                latency_ms: float, step: GateStep) -> DehazeResult:
+        out = _to_output(blend(frame.image, dehazed01, step.weight), frame.dtype)
+        return DehazeResult(out, depth, float(latency_ms), float(scale), frame.nonfinite, tuple(frame.notes + notes),
+                            step.level, step.smoothed, step.weight)
 
     def _restore_group(self, idx: list[int], frames: list[_Frame], notes: list[str]) -> list:
         images = [frames[i].image for i in idx]
