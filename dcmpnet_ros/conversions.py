@@ -466,6 +466,19 @@ def encode_depth(cls: type, header: Any, depth: np.ndarray) -> Any:
     return encode_image(cls, header, depth, "32FC1")
 
 
+#: Message type of ``dehazed/haze_level``: the sensor_msgs single-reading layout (header, value in [0, 1],
+#: variance) with a unitless fraction; see the README ("Published topics") for why this type.
+HAZE_LEVEL_TYPE = "sensor_msgs/msg/RelativeHumidity"
+
+
+def encode_haze_level(cls: type, header: Any, level: float) -> Any:
+    """A sensor_msgs/RelativeHumidity message carrying a haze level in [0, 1] (variance 0: unknown)."""
+    value = float(level)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"level: expected a haze level in [0, 1], got {level!r}")
+    return cls(header=header, relative_humidity=value, variance=0.0)
+
+
 def _nested_class(cls: type, field: str, sample: Any) -> type:
     """The class of a nested message field of ``cls`` (same kind as ``cls``)."""
     if sample is not None and is_rosbags_class(type(sample)) == is_rosbags_class(cls):

@@ -141,11 +141,15 @@ class NodeStats:
       (counted from the last output, or from when input started / the node stopped being idle);
     * WARN: more than ``warn_fraction`` of the frames received in the last ``window_s`` seconds were dropped as
       stale, rejected or failed; or no input for ``no_output_error_s`` seconds (none yet, or the stream stopped);
+      or the smoothed haze level of the last frame is above ``haze_warn_level`` ("visibility reduced");
     * OK otherwise, and always while ``idle`` (lazy node without subscribers).
     """
 
+    MODES = ("passthrough", "blend", "dehaze")
+
     def __init__(self, device: str = "", window_s: float = 5.0, no_output_error_s: float = 5.0,
-                 warn_fraction: float = 0.5, latency_window: int = 100, clock: Clock = time.monotonic):
+                 warn_fraction: float = 0.5, latency_window: int = 100, haze_warn_level: float = 0.6,
+                 clock: Clock = time.monotonic):
         self.device = str(device)
         self.window_s = _positive("window_s", window_s)
         self.no_output_error_s = _positive("no_output_error_s", no_output_error_s)
@@ -163,6 +167,11 @@ class NodeStats:
         self._bad = RateMeter(window_s, clock)       # stale + rejected + failed, for the recent fraction
         self._idle = False
         self._active_since = self.started
+        self.haze_warn_level = float(haze_warn_level)
+        self.haze_level: float | None = None        # last frame's level
+        self.haze_smoothed: float | None = None     # the engine's smoothed level after the last frame
+        self.mode: str | None = None
+        self.mode_counts = {mode: 0 for mode in self.MODES}
 
     # ------------------------------------------------------------------ events
     def _now(self, now: float | None) -> float:
@@ -179,6 +188,13 @@ class NodeStats:
         """A result was published; ``latency_ms`` is the inference time of that frame."""
         self.latency.add(latency_ms)
         self.output.tick(1, self._now(now))
+
+    def on_haze(self, level: float, smoothed: float, mode: str) -> None:
+        """A frame's haze level, the stream's smoothed level and the frame's mode (one of :attr:`MODES`)."""
+        if mode not in self.mode_counts:
+            raise ValueError(f"mode: expected one of {self.MODES}, got {mode!r}")
+        self.haze_level, self.haze_smoothed, self.mode = float(level), float(smoothed), mode
+        self.mode_counts[mode] += 1
 
     def on_dropped_stale(self, n: int = 1, now: float | None = None) -> None:
         """``n`` frames were replaced by newer ones before inference (LatestFrameSlot.put returned one)."""
@@ -226,9 +242,13 @@ class NodeStats:
         received = self.input.in_window(now)
         bad = self._bad.in_window(now)
         summary = f"{rate_in:.1f} Hz in, {rate_out:.1f} Hz out, inference {_fmt(self.latency.mean, 0)} ms"
+        if self.haze_smoothed is not None:
+            summary += f", haze level {self.haze_smoothed:.2f} ({self.mode})"
         if received and bad / received > self.warn_fraction:
             return WARN, (f"{min(bad, received) * 100 // received}% of the {received} frames of the last "
                           f"{self.window_s:g} s were not processed ({self._drop_summary()}); {summary}")
+        if self.haze_smoothed is not None and self.haze_smoothed > self.haze_warn_level:
+            return WARN, f"visibility reduced: haze level above {self.haze_warn_level:.2f}; {summary}"
         return OK, summary
 
     def _drop_summary(self) -> str:
@@ -265,6 +285,13 @@ class NodeStats:
             ("frames failed", str(self.failed.total)),
             ("seconds since last output", "never" if last_out is None else _fmt(now - last_out)),
             ("idle (lazy, no subscribers)", "true" if self._idle else "false"),
+            ("haze level (last frame)", _fmt(self.haze_level, 3)),
+            ("haze level (smoothed)", _fmt(self.haze_smoothed, 3)),
+            ("haze warn level", _fmt(self.haze_warn_level, 3)),
+            ("mode (last frame)", self.mode or "n/a"),
+            ("frames passed through", str(self.mode_counts["passthrough"])),
+            ("frames blended", str(self.mode_counts["blend"])),
+            ("frames dehazed", str(self.mode_counts["dehaze"])),
         ]
         pairs += [(f"rejected: {reason}", str(n)) for reason, n in self.rejected.counts().items()]
         pairs += [(f"failed: {kind}", str(n)) for kind, n in self.failed.counts().items()]

@@ -2,7 +2,9 @@
 
 Subscribes ``image`` (sensor_msgs/Image) or, with ``input_transport: compressed``, ``image/compressed``
 (sensor_msgs/CompressedImage), and ``camera_info`` when ``use_camera_info`` is true. Publishes
-``dehazed/image``, ``dehazed/depth`` (32FC1), ``dehazed/camera_info`` and ``/diagnostics``. Every output
+``dehazed/image``, ``dehazed/depth`` (32FC1), ``dehazed/camera_info``, ``dehazed/haze_level``
+(sensor_msgs/RelativeHumidity: the frame's haze level in [0, 1]) and ``/diagnostics``. Frames whose haze level stays
+below ``bypass_below`` are published unchanged without running the dehazing network. Every output
 carries the input message's header (stamp and frame_id). Callbacks only decode and hand the frame to a one-slot
 queue; a worker thread runs the network on the newest frame, so a slow network drops stale frames instead of
 queueing them.
@@ -23,7 +25,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RelativeHumidity
 
 from dcmpnet_ros.conversions import (
     MessageRejected,
@@ -31,6 +33,7 @@ from dcmpnet_ros.conversions import (
     decode_compressed,
     decode_image,
     encode_depth,
+    encode_haze_level,
     encode_image,
     output_encoding_for,
 )
@@ -65,7 +68,9 @@ def load_dehazer(params: NodeParams) -> Any:
     try:
         return Dehazer.from_checkpoint(params.weights or None, device=params.device, precision=params.precision,
                                        backend=params.backend, max_pixels=params.max_pixels or None,
-                                       inference_scale=params.inference_scale, mode=params.mode)
+                                       inference_scale=params.inference_scale, mode=params.mode,
+                                       bypass_below=params.bypass_below, bypass_band=params.bypass_band,
+                                       passthrough_depth=params.publish_depth)
     except FileNotFoundError as exc:
         raise StartupError(f"{exc}\nFor ROS: set the 'weights' parameter to a checkpoint (ros2 launch dcmpnet_ros "
                            "dehaze.launch.py weights:=/path/to/model.pt), or run the classical dark-channel prior, "
@@ -88,7 +93,7 @@ class DehazeNode(Node):
     def _setup(self, dehazer_factory: Callable[[NodeParams], Any]) -> None:
         self.params = self._declare_parameters()       # ParameterError names the bad parameter
         self.dehazer = dehazer_factory(self.params)
-        self.stats = NodeStats(device=str(self.dehazer.device))
+        self.stats = NodeStats(device=str(self.dehazer.device), haze_warn_level=self.params.haze_warn_level)
         # The worker and the executor thread both update the statistics; its deques are not thread-safe.
         self._stats_lock = threading.Lock()
         self._slot: LatestFrameSlot = LatestFrameSlot()
@@ -102,6 +107,7 @@ class DehazeNode(Node):
         self._pub_depth = self.create_publisher(Image, "dehazed/depth", out_qos)
         self._pub_info = self.create_publisher(CameraInfo, "dehazed/camera_info", out_qos) \
             if p.use_camera_info else None
+        self._pub_haze = self.create_publisher(RelativeHumidity, "dehazed/haze_level", out_qos)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         in_qos = make_qos(qos_profile_spec(p.input_qos, p.input_qos_depth, "input_qos"))
         self._input_topic = "image/compressed" if p.input_transport == "compressed" else "image"
@@ -142,9 +148,16 @@ class DehazeNode(Node):
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.params = new
-        self.dehazer.max_pixels = new.max_pixels or None
-        self.dehazer.inference_scale = new.inference_scale
+        self._apply_run_time(new)
         return SetParametersResult(successful=True)
+
+    def _apply_run_time(self, p: NodeParams) -> None:
+        self.dehazer.max_pixels = p.max_pixels or None
+        self.dehazer.inference_scale = p.inference_scale
+        self.dehazer.bypass_below, self.dehazer.bypass_band = p.bypass_below, p.bypass_band
+        self.dehazer.passthrough_depth = p.publish_depth
+        with self._stats_lock:
+            self.stats.haze_warn_level = p.haze_warn_level
 
     # ------------------------------------------------------------------------------- callbacks
     def _on_image(self, msg: Image) -> None:
@@ -178,7 +191,8 @@ class DehazeNode(Node):
             self._count(self.stats.on_dropped_stale)
 
     def _has_subscribers(self) -> bool:
-        pubs = [self._pub_image, self._pub_info] + ([self._pub_depth] if self.params.publish_depth else [])
+        pubs = [self._pub_image, self._pub_info, self._pub_haze] + ([self._pub_depth] if self.params.publish_depth
+                                                                     else [])
         return any(pub is not None and pub.get_subscription_count() > 0 for pub in pubs)
 
     # ---------------------------------------------------------------------------------- worker
@@ -199,13 +213,15 @@ class DehazeNode(Node):
         result = self.dehazer(decoded.rgb)
         self._pub_image.publish(encode_image(Image, header, result.dehazed,
                                              output_encoding_for(decoded.source_encoding)))
-        if p.publish_depth:
+        self._pub_haze.publish(encode_haze_level(RelativeHumidity, header, result.haze_level))
+        if p.publish_depth and result.depth is not None:
             depth = result.depth * p.depth_scale if p.depth_scale > 0 else result.depth
             self._pub_depth.publish(encode_depth(Image, header, depth))
         info = self._camera_info
         if self._pub_info is not None and info is not None:
             self._pub_info.publish(copy_camera_info(CameraInfo, info, header))
         self._count(self.stats.on_output, float(result.latency_ms))
+        self._count(self.stats.on_haze, result.haze_level, result.haze_smoothed, result.mode)
 
     # ------------------------------------------------------------------------------ reporting
     def _count(self, event: Callable, *args: Any) -> None:

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from dcmpnet_core.haze_level import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW  # NumPy/OpenCV only, no torch
+
 QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 NODE_NAME = "dehaze_node"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -112,6 +114,13 @@ def _specs() -> dict[str, ParamSpec]:
                   dynamic=True),
         ParamSpec("depth_scale", 0.0, float, "0 publishes relative depth in (0, 1] (unitless, larger = farther); "
                   "> 0 publishes metres = relative depth * depth_scale.", low=0.0, dynamic=True),
+        ParamSpec("bypass_below", DEFAULT_BYPASS_BELOW, float, "Haze level (0 clear .. 1 dense) below which frames "
+                  "are published unchanged and the dehazing network does not run; 0 dehazes every frame.", low=0.0,
+                  high=0.99, dynamic=True),
+        ParamSpec("bypass_band", DEFAULT_BYPASS_BAND, float, "Width of the haze-level band above bypass_below in "
+                  "which the output fades from the input to the dehazed frame.", low=0.0, high=1.0, dynamic=True),
+        ParamSpec("haze_warn_level", 0.6, float, "Smoothed haze level above which /diagnostics reports WARN "
+                  "(visibility reduced).", low=0.0, high=1.0, dynamic=True),
         ParamSpec("input_transport", "raw", str, "Subscribe to raw sensor_msgs/Image or to "
                   "sensor_msgs/CompressedImage on <image>/compressed.", choices=("raw", "compressed")),
         ParamSpec("use_camera_info", True, bool, "Republish the input camera_info with the output stamps."),
@@ -146,6 +155,9 @@ class NodeParams:
     inference_scale: float = 1.0
     publish_depth: bool = True
     depth_scale: float = 0.0
+    bypass_below: float = DEFAULT_BYPASS_BELOW
+    bypass_band: float = DEFAULT_BYPASS_BAND
+    haze_warn_level: float = 0.6
     input_transport: str = "raw"
     use_camera_info: bool = True
     input_qos: str = "sensor_data"

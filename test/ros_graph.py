@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RelativeHumidity
 from skimage import data as skdata
 
 DIAG_PREFIX = "rejected: "
@@ -40,6 +40,22 @@ def photo(name: str = "chelsea", size: tuple[int, int] = (120, 160)) -> np.ndarr
     """A real photo from scikit-image ((H,W,3) RGB or (H,W) grey, uint8) resized to ``size`` = (height, width)."""
     rgb = getattr(skdata, name)()
     return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def hazy_photo(name: str = "chelsea", size: tuple[int, int] = (120, 160), beta: float = 0.2) -> np.ndarray:
+    """:func:`photo` under dense synthetic haze (scattering model, depth 2-20 m top to bottom, grey airlight).
+
+    Its haze level is far above the node's default pass-through band, so the node dehazes it: tests that compare
+    the node's output with the library's use these (a clear photo is published unchanged).
+    """
+    from dcmpnet_core.data.synth import apply_haze
+
+    img = photo(name, size)
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    depth_m = np.broadcast_to(np.linspace(20.0, 2.0, size[0], dtype=np.float32)[:, None], size)
+    hazy = np.round(apply_haze(rgb.astype(np.float32) / 255.0, depth_m, beta, (0.85, 0.85, 0.85)) * 255)
+    hazy = hazy.astype(np.uint8)
+    return hazy[..., 0] if img.ndim == 2 else hazy
 
 
 def stamp_header(msg: Any, sec: int, nanosec: int, frame_id: str) -> Any:
@@ -112,12 +128,15 @@ class Probe(Node):
         self.pub_image = self.create_publisher(Image, f"{camera}/image_raw", reliable)
         self.pub_compressed = self.create_publisher(CompressedImage, f"{camera}/image_raw/compressed", reliable)
         self.pub_info = self.create_publisher(CameraInfo, f"{camera}/camera_info", reliable)
-        self.received: dict[str, list] = {"image": [], "depth": [], "camera_info": [], "diagnostics": []}
+        self.received: dict[str, list] = {"image": [], "depth": [], "camera_info": [], "haze_level": [],
+                                          "diagnostics": []}
         out_qos = output_qos or QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
         prefix = f"{output_ns.rstrip('/')}/dehazed"
         if subscribe_outputs:
             self.create_subscription(Image, f"{prefix}/image", self.received["image"].append, out_qos)
             self.create_subscription(Image, f"{prefix}/depth", self.received["depth"].append, out_qos)
+            self.create_subscription(RelativeHumidity, f"{prefix}/haze_level", self.received["haze_level"].append,
+                                     out_qos)
             self.create_subscription(CameraInfo, f"{prefix}/camera_info", self.received["camera_info"].append,
                                      out_qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.received["diagnostics"].append, 50)

@@ -23,6 +23,7 @@ from ros_graph import (  # noqa: E402
     Probe,
     camera_info_msg,
     diagnostics_values,
+    hazy_photo,
     image_array,
     image_msg,
     init_rclpy,
@@ -80,7 +81,7 @@ def _dcp(rgb: np.ndarray):
 
 def test_rgb8_outputs_carry_the_input_header_and_equal_the_library_result(default_launch):
     probe, _ = default_launch
-    rgb = photo("chelsea")
+    rgb = hazy_photo("chelsea")
     h, w = rgb.shape[:2]
 
     def make(sec):
@@ -108,13 +109,13 @@ def test_rgb8_outputs_carry_the_input_header_and_equal_the_library_result(defaul
 
 def test_bgr8_stays_bgr8_and_mono8_becomes_rgb8(default_launch):
     probe, _ = default_launch
-    rgb = photo("coffee", (96, 128))
+    rgb = hazy_photo("coffee", (96, 128))
     expected = _dcp(rgb).dehazed
     _, out = probe.send_until_output(lambda sec: image_msg(rgb[..., ::-1], "bgr8", sec), probe.pub_image, 2000)
     assert out["image"].encoding == "bgr8"
     np.testing.assert_array_equal(image_array(out["image"])[..., ::-1], expected)
 
-    gray = photo("camera", (96, 128))           # a grey photo: (H,W) uint8
+    gray = hazy_photo("camera", (96, 128))      # a grey photo: (H,W) uint8
     _, out = probe.send_until_output(lambda sec: image_msg(gray, "mono8", sec), probe.pub_image, 3000)
     assert (out["image"].encoding, out["image"].height, out["image"].width) == ("rgb8", 96, 128)
     np.testing.assert_array_equal(image_array(out["image"]), _dcp(np.repeat(gray[..., None], 3, axis=2)).dehazed)
@@ -173,7 +174,7 @@ def test_namespace_params_file_compressed_input_and_sim_time(ros, tmp_path):
         probe.wait_for_node("/test_cam/image_raw/compressed")
         raw_readers = [i.node_namespace for i in probe.get_subscriptions_info_by_topic("/test_cam/image_raw")]
         assert "/robot1" not in raw_readers, "input_transport: compressed from the file"
-        rgb = photo("rocket", (120, 80))
+        rgb = hazy_photo("rocket", (120, 80))
 
         def tick(sim_sec):
             msg = Clock()
@@ -237,7 +238,7 @@ def test_default_weights_with_the_installed_cpu_live_profile(ros):
     args = ["image_topic:=/live_cam/image_raw", "namespace:=live", f"params_file:={params}"]
     with launched(args, "launch_probe_live", camera="/live_cam", output_ns="/live") as (probe, _):
         probe.wait_for_node("/live_cam/image_raw")
-        rgb = photo("astronaut", (480, 640))
+        rgb = hazy_photo("astronaut", (480, 640))
         sent, out = probe.send_until_output(lambda sec: image_msg(rgb, "rgb8", sec, "cam_optical"), probe.pub_image,
                                             6000, timeout=60, kinds=("image", "depth"))
         image, depth = out["image"], out["depth"]

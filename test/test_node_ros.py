@@ -14,6 +14,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source /opt/ros/<distro>/setup.bash")
 pytestmark = pytest.mark.ros
 
+import numpy as np  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, SetParameters  # noqa: E402
@@ -230,3 +231,35 @@ def test_an_inference_error_is_counted_and_the_node_goes_on(probe, make_node):
     assert node.dehazer.calls >= 2
     values = probe.latest_diagnostics("/dehaze_node", lambda v: v.get("failed: RuntimeError") == "1")
     assert values["frames failed"] == "1"
+
+
+def test_haze_level_is_published_with_the_frame_header_and_clear_frames_pass_through(probe, make_node):
+    node = make_node(probe)
+    clear = photo("coffee", (96, 128))          # a clear indoor photo: haze level far below bypass_below
+    _, out = probe.send_until_output(lambda s: image_msg(clear, "rgb8", s), probe.pub_image, 800,
+                                     kinds=("image", "depth", "haze_level"))
+    level = out["haze_level"]
+    assert level.header.frame_id == out["image"].header.frame_id == "test_camera_optical"
+    assert 0.0 <= level.relative_humidity < node.params.bypass_below and level.variance == 0.0
+    assert np.array_equal(image_array(out["image"]), clear), "pass-through publishes the input unchanged"
+    assert image_array(out["depth"]).shape == clear.shape[:2], "depth is still published in pass-through"
+    values = probe.latest_diagnostics("/dehaze_node", lambda v: v.get("mode (last frame)") == "passthrough")
+    assert int(values["frames passed through"]) >= 1 and float(values["haze level (smoothed)"]) < 0.53
+
+
+def test_hazy_frames_are_dehazed_and_visibility_warns(probe, make_node):
+    from dcmpnet_core.data.synth import apply_haze
+
+    make_node(probe, haze_warn_level=0.5)
+    clear = photo("coffee", (96, 128)).astype(np.float32) / 255.0
+    depth_m = np.broadcast_to(np.linspace(20.0, 2.0, 96, dtype=np.float32)[:, None], (96, 128))
+    hazy = np.round(apply_haze(clear, depth_m, 0.2, (0.85, 0.85, 0.85)) * 255).astype(np.uint8)
+    _, out = probe.send_until_output(lambda s: image_msg(hazy, "rgb8", s), probe.pub_image, 900,
+                                     kinds=("image", "haze_level"))
+    assert out["haze_level"].relative_humidity > 0.6
+    expected = Dehazer.from_checkpoint(None, backend="dcp", device="cpu")(hazy).dehazed
+    assert np.array_equal(image_array(out["image"]), expected), "above the band: the network's output as before"
+    values = probe.latest_diagnostics("/dehaze_node", lambda v: v.get("mode (last frame)") == "dehaze")
+    assert float(values["haze level (smoothed)"]) > 0.5
+    probe.spin_until(lambda: any(d.status[0].level == b"\x01" and "visibility reduced" in d.status[0].message
+                                 for d in probe.received["diagnostics"]), 15, "WARN 'visibility reduced'")
