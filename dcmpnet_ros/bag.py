@@ -7,6 +7,9 @@ the ROS node would have published for that recording (same conversion code, :mod
 * ``/dehazed/image``: sensor_msgs/Image, the input's encoding for rgb8/bgr8 input, else rgb8 (CompressedImage
   input is published as a raw Image, like the node);
 * ``/dehazed/depth``: sensor_msgs/Image 32FC1, relative depth (larger = farther, max 1 per image);
+* ``/dehazed/haze_level``: sensor_msgs/RelativeHumidity, the frame's haze level in [0, 1] (as the node publishes
+  it); frames below the dehazer's ``bypass_below`` are written unchanged (pass-through), each image topic being
+  one stream for the pass-through state;
 * ``/dehazed/camera_info``: the camera's sensor_msgs/CameraInfo re-stamped with each image's header, when the
   bag holds the image topic's sibling ``camera_info`` topic (``/cam/image_raw`` and ``/cam/image_raw/compressed``
   -> ``/cam/camera_info``). Frames recorded before the first camera_info get the first one, since the intrinsics
@@ -47,10 +50,12 @@ from dcmpnet_core.fileio import replace_dir
 
 from .conversions import (
     DEFAULT_MAX_PIXELS,
+    HAZE_LEVEL_TYPE,
     MessageRejected,
     copy_camera_info,
     decode_message,
     encode_depth,
+    encode_haze_level,
     encode_image,
     output_encoding_for,
 )
@@ -90,6 +95,7 @@ class OutputTopics(NamedTuple):
     image: str
     depth: str
     camera_info: str
+    haze_level: str
 
 
 class FrameEvent(NamedTuple):
@@ -127,12 +133,12 @@ def camera_info_topic_for(image_topic: str) -> str:
 
 
 def output_topics_for(image_topic: str, several: bool) -> OutputTopics:
-    """Output topics for ``image_topic``: ``/dehazed/{image,depth,camera_info}``.
+    """Output topics for ``image_topic``: ``/dehazed/{image,depth,camera_info,haze_level}``.
 
     With ``several`` image topics in one replay: ``/dehazed/<image_topic without leading slash>/{...}``.
     """
     base = OUTPUT_NAMESPACE + ("/" + image_topic.strip("/") if several else "")
-    return OutputTopics(f"{base}/image", f"{base}/depth", f"{base}/camera_info")
+    return OutputTopics(f"{base}/image", f"{base}/depth", f"{base}/camera_info", f"{base}/haze_level")
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -146,6 +152,7 @@ class TopicReport:
     camera_info_topic: str | None
     frames_in: int = 0
     frames_out: int = 0
+    passed_through: int = 0           # frames written unchanged (haze level below the threshold)
     camera_info_out: int = 0
     skipped: DropCounter = field(default_factory=DropCounter)
     examples: dict[str, str] = field(default_factory=dict)   # first message per skip reason
@@ -202,9 +209,10 @@ class ReplaySummary:
                  f"engine: {self.engine}"]
         for t in self.topics:
             skipped = ", ".join(f"{r} {n}" for r, n in t.skipped.counts().items())
-            lines.append(f"  {t.topic} [{t.msgtype.rsplit('/', 1)[-1]}]: {t.frames_in} in, {t.frames_out} out, "
-                         f"{t.skipped.total} skipped" + (f" ({skipped})" if skipped else ""))
-            outs = [t.outputs.image, t.outputs.depth] if t.frames_out else []
+            lines.append(f"  {t.topic} [{t.msgtype.rsplit('/', 1)[-1]}]: {t.frames_in} in, {t.frames_out} out "
+                         f"({t.passed_through} passed through undehazed), {t.skipped.total} skipped"
+                         + (f" ({skipped})" if skipped else ""))
+            outs = [t.outputs.image, t.outputs.depth, t.outputs.haze_level] if t.frames_out else []
             outs = outs or [t.outputs.image + " (nothing written)"]
             if t.camera_info_topic:
                 outs.append(f"{t.outputs.camera_info} ({t.camera_info_out} from {t.camera_info_topic})")
@@ -512,6 +520,7 @@ class BagReplay:
         self._Time = self.out_ts.types["builtin_interfaces/msg/Time"]
         self._Image = self.out_ts.types[IMAGE_TYPE]
         self._CameraInfo = self.out_ts.types[CAMERA_INFO_TYPE]
+        self._HazeLevel = self.out_ts.types[HAZE_LEVEL_TYPE]
         self._cache: dict[str, object] = {}
         self._sources: dict[tuple[int, int], _Source] = {}
         plugin = StoragePlugin.MCAP if out_storage == "mcap" else StoragePlugin.SQLITE3
@@ -611,6 +620,8 @@ class BagReplay:
             if self.write_depth:
                 entry["depth"] = writer.add_connection(outs.depth, IMAGE_TYPE, typestore=self.out_ts,
                                                        offered_qos_profiles=qos)
+            entry["haze_level"] = writer.add_connection(outs.haze_level, HAZE_LEVEL_TYPE, typestore=self.out_ts,
+                                                        offered_qos_profiles=qos)
             if p["camera_info"]:
                 entry["camera_info"] = writer.add_connection(
                     outs.camera_info, CAMERA_INFO_TYPE, typestore=self.out_ts,
@@ -782,17 +793,19 @@ class BagReplay:
         """Run the engine on one frame (calling thread) and queue its messages for the writer."""
         t_infer = time.perf_counter()
         try:
-            result = self.dehazer(frame.decoded.rgb)
+            result = self._dehaze(frame.decoded.rgb, report.topic)
         except Exception as exc:   # noqa: BLE001 - an engine failure on one frame is counted, like in the node
             summary.inference_s += time.perf_counter() - t_infer
             report.skip("inference_error", f"{type(exc).__name__}: {exc}")
             return
         summary.inference_s += time.perf_counter() - t_infer
         encoding = output_encoding_for(frame.decoded.source_encoding)
-        wstage.put(partial(self._write_frame, frame, result.dehazed, result.depth if self.write_depth else None,
+        depth = result.depth if self.write_depth else None
+        wstage.put(partial(self._write_frame, frame, result.dehazed, depth, getattr(result, "haze_level", None),
                            encoding, info, outputs))
         index = report.frames_out
         report.frames_out += 1
+        report.passed_through += getattr(result, "weight", 1.0) == 0.0
         report.camera_info_out += info is not None
         if self.on_frame is not None:
             t_hook = time.perf_counter()
@@ -801,14 +814,23 @@ class BagReplay:
                                      frame.header.frame_id, frame.decoded.rgb, result))
             summary.hook_s += time.perf_counter() - t_hook
 
-    def _write_frame(self, frame: _Frame, dehazed: np.ndarray, depth: np.ndarray | None, encoding: str, info: Any,
-                     outputs: dict[str, Any], writer: Any) -> None:
-        """Writer thread: encode, serialise and write one frame's image, depth and camera_info."""
+    def _dehaze(self, rgb: np.ndarray, topic: str) -> Any:
+        """The engine on one frame, each image topic its own pass-through stream (plain callables: no stream)."""
+        from dcmpnet_core.inference import Dehazer
+
+        return self.dehazer(rgb, stream=topic) if isinstance(self.dehazer, Dehazer) else self.dehazer(rgb)
+
+    def _write_frame(self, frame: _Frame, dehazed: np.ndarray, depth: np.ndarray | None, haze_level: float | None,
+                     encoding: str, info: Any, outputs: dict[str, Any], writer: Any) -> None:
+        """Writer thread: encode, serialise and write one frame's image, depth, haze level and camera_info."""
         ts, header, t = self.out_ts, frame.header, frame.log_time
         image_msg = encode_image(self._Image, header, dehazed, encoding)
         writer.write(outputs["image"], t, ts.serialize_cdr(image_msg, IMAGE_TYPE))
         if depth is not None:
             writer.write(outputs["depth"], t, ts.serialize_cdr(encode_depth(self._Image, header, depth), IMAGE_TYPE))
+        if haze_level is not None:
+            msg = encode_haze_level(self._HazeLevel, header, haze_level)
+            writer.write(outputs["haze_level"], t, ts.serialize_cdr(msg, HAZE_LEVEL_TYPE))
         if info is not None:
             msg = copy_camera_info(self._CameraInfo, info, header)
             writer.write(outputs["camera_info"], t, ts.serialize_cdr(msg, CAMERA_INFO_TYPE))

@@ -8,10 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from dcmpnet_core.cli.haze_options import add_bypass_arguments, check_bypass_arguments
+
 EPILOG = """\
 output topics:
-  one image topic:    /dehazed/image, /dehazed/depth (32FC1 relative depth), /dehazed/camera_info
-  several topics:     /dehazed/<topic without leading slash>/{image,depth,camera_info},
+  one image topic:    /dehazed/image, /dehazed/depth (32FC1 relative depth), /dehazed/camera_info,
+                      /dehazed/haze_level (sensor_msgs/RelativeHumidity: haze level 0 clear .. 1 dense)
+  several topics:     /dehazed/<topic without leading slash>/{image,depth,camera_info,haze_level},
                       e.g. /cam/image_raw -> /dehazed/cam/image_raw/image
   camera_info is the image topic's sibling (/cam/image_raw[/compressed] -> /cam/camera_info), re-stamped with
   each image's header. Headers and log times are those of the input frames.
@@ -52,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=1.0, metavar="S",
                    help="network resolution factor in (0, 1] (default: %(default)s)")
     p.add_argument("--no-depth", action="store_true", help="do not write the depth topic(s)")
+    add_bypass_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-pixels: expected an integer >= 256 (16x16), got {args.max_pixels}")
     if not 0.0 < args.scale <= 1.0:
         raise CommandError(f"--scale: expected a number in (0, 1], got {args.scale}")
+    check_bypass_arguments(args)
     if args.weights and args.backend == "dcp":
         raise CommandError("--weights and --backend dcp do not go together: the dark channel prior uses no weights")
     if args.weights and not Path(args.weights).is_file():
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             return Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
                                            backend=args.backend, max_pixels=args.max_pixels,
-                                           inference_scale=args.scale)
+                                           inference_scale=args.scale, bypass_below=args.bypass_below,
+                                           bypass_band=args.bypass_band, passthrough_depth=not args.no_depth)
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
             raise BagError(str(exc)) from exc
 

@@ -13,8 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from dcmpnet_core.haze_level import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW  # NumPy/OpenCV only, no torch
-
+# The engine's pass-through defaults (dcmpnet_core.haze_level; test_ros_params checks they agree), repeated here
+# because the ROS-free modules import nothing from dcmpnet_core.
+DEFAULT_BYPASS_BELOW = 0.53
+DEFAULT_BYPASS_BAND = 0.05
 QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 NODE_NAME = "dehaze_node"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

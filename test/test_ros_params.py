@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED_DEFAULTS = {
     "weights": "", "backend": "dcmpnet", "device": "auto", "precision": "fp32", "mode": "auto", "max_pixels": 0,
-    "inference_scale": 1.0, "publish_depth": True, "depth_scale": 0.0, "input_transport": "raw",
+    "inference_scale": 1.0, "publish_depth": True, "depth_scale": 0.0, "bypass_below": 0.53, "bypass_band": 0.05,
+    "haze_warn_level": 0.6, "input_transport": "raw",
     "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1, "output_qos": "default",
     "output_qos_depth": 10, "lazy": False, "diagnostics_period": 1.0, "log_throttle_s": 5.0,
 }
@@ -36,6 +37,17 @@ def test_defaults_agree_everywhere():
         assert fields[name] == spec.default and type(spec.default) is spec.type
         assert spec.description.endswith(".") and len(spec.description) > 20
     assert NodeParams().relative_depth
+
+
+def test_pass_through_defaults_are_the_engines():
+    from dcmpnet_core import haze_level
+
+    assert PARAMETERS["bypass_below"].default == haze_level.DEFAULT_BYPASS_BELOW
+    assert PARAMETERS["bypass_band"].default == haze_level.DEFAULT_BYPASS_BAND
+    assert PARAMETERS["bypass_below"].dynamic and PARAMETERS["bypass_band"].dynamic
+    assert PARAMETERS["haze_warn_level"].dynamic
+    with pytest.raises(ParameterError, match=r"^bypass_below: expected >= 0 and <= 0.99, got 1.0"):
+        NodeParams(bypass_below=1.0)
 
 
 def test_from_mapping_converts_and_is_frozen():

@@ -12,6 +12,11 @@ colour-mapped ``<stem>_depth.mp4`` (MJPG ``.avi`` where the mp4v encoder is miss
 Every file is written to a temporary name and renamed, so an interrupted run leaves no
 half-written output.  Inputs that cannot be read are reported by name after the others are
 done, and the exit status is then 1.  Exit status 2: bad arguments or no weights.
+
+Haze-aware: an image (or video frame; a video is one sequence) whose haze level is below ``--bypass-below``
+is written unchanged, without running the dehazing network (its depth still comes from the depth network);
+``--bypass-below 0`` dehazes everything.  ``haze_levels.csv`` in OUTDIR lists each input's haze level, weight
+of the network's output (0 = passed through) and mode.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Iterator
 
 from ..fileio import atomic_write_bytes
 from ..fileio import atomic_write_png as _write_png
+from .haze_options import add_bypass_arguments, check_bypass_arguments
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2"}
 _ENGINE_PREFIX = re.compile(r"^images?(\[\d+\])?: ")
@@ -56,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frames per forward pass; same-size frames are batched (default: %(default)s)")
     p.add_argument("--video-out", action="store_true",
                    help="for videos, write one dehazed video and one depth video instead of per-frame files")
+    add_bypass_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_bypass_arguments(args)
     if args.weights is not None and args.backend == "dcp":
         raise CommandError("--weights has no effect with --backend dcp (the dark channel prior uses no weights)")
 
@@ -155,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
                                          backend=args.backend, max_pixels=args.max_pixels,
-                                         inference_scale=args.scale, mode=args.mode)
+                                         inference_scale=args.scale, mode=args.mode, bypass_below=args.bypass_below,
+                                         bypass_band=args.bypass_band)
     except WeightsNotFoundError as exc:
         raise CommandError(str(exc)) from None
     except (FileNotFoundError, CheckpointError, ConfigError, ValueError, RuntimeError) as exc:
@@ -166,8 +175,12 @@ def run(args: argparse.Namespace) -> int:
     runner = _Runner(engine, args.batch_size, args.video_out)
     runner.run(jobs)
     problems += runner.problems
+    passed = sum(1 for row in runner.haze_rows if row[2] == 0.0)
+    if runner.haze_rows:
+        _write_haze_csv(args.output / "haze_levels.csv", runner.haze_rows)
     print(f"dcmpnet infer: {runner.images} image(s) and {runner.frames} video frame(s) -> {args.output} "
-          f"({engine.backend} on {engine.device})")
+          f"({engine.backend} on {engine.device}; {passed} passed through undehazed, haze level below "
+          f"{args.bypass_below:g})")
     if problems:
         print(f"dcmpnet infer: {len(problems)} input(s) could not be processed:", file=sys.stderr)
         for p in problems:
@@ -176,12 +189,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_haze_csv(path: Path, rows: list[tuple[str, float, float, str]]) -> None:
+    import csv
+
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["input", "haze_level", "weight", "mode"])
+    out.writerows([name, f"{level:.4f}", f"{weight:.4f}", mode] for name, level, weight, mode in rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
 class _Runner:
     def __init__(self, engine, batch_size: int, video_out: bool) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self.video_out = video_out
         self.problems: list[str] = []
+        self.haze_rows: list[tuple[str, float, float, str]] = []     # (input, haze level, weight, mode)
         self.images = 0
         self.frames = 0
 
@@ -213,23 +237,27 @@ class _Runner:
             except OSError as exc:
                 self.problems.append(f"{job.path}: could not write outputs ({exc})")
 
-    def _dehaze(self, items: list, bar) -> Iterator:
-        """Yield (tag, result) for each (tag, name, image) item; a frame the engine rejects is reported by name."""
+    def _dehaze(self, items: list, bar, stream: object = None) -> Iterator:
+        """Yield (tag, result) for each (tag, name, image) item; a frame the engine rejects is reported by name.
+
+        ``stream``: None for independent images, a key for the frames of one video (pass-through state).
+        """
         if not items:
             return
         try:
-            results = self.engine.process_batch([img for _, _, img in items])
+            results = self.engine.process_batch([img for _, _, img in items], stream=stream)
         except (ValueError, RuntimeError) as exc:
             if len(items) > 1:                     # find the bad one(s) frame by frame
                 for item in items:
-                    yield from self._dehaze([item], bar)
+                    yield from self._dehaze([item], bar, stream)
                 return
             bar.update(1)
             reason = _ENGINE_PREFIX.sub("", str(exc))    # the file name replaces the engine's "images[k]:"
             self.problems.append(f"{items[0][1]}: {reason}")
             return
-        for (tag, _, _), result in zip(items, results):
+        for (tag, name, _), result in zip(items, results):
             bar.update(1)
+            self.haze_rows.append((name, result.haze_level, result.weight, result.mode))
             yield tag, result
 
     def _save(self, prefix: Path, result, sixteen_bit: bool) -> None:
@@ -269,7 +297,7 @@ class _Runner:
                     n_read += 1
                 if not batch:
                     break
-                for index, result in self._dehaze(batch, bar):
+                for index, result in self._dehaze(batch, bar, stream=str(job.path)):
                     if writer is not None:
                         writer.write(result)
                     else:
@@ -289,6 +317,7 @@ class _Runner:
             raise
         finally:
             cap.release()
+            self.engine.reset_stream(str(job.path))
         self.frames += done
 
 
