@@ -155,7 +155,7 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
     frame = sample_frame(height, width)
     if progress:
         progress("reference: engine, eager fp32, full resolution")
-    ref_engine = Dehazer(model, device=dev, precision="fp32", mode="eager")
+    ref_engine = Dehazer(model, device=dev, precision="fp32", mode="eager", bypass_below=0.0)
     ref = ref_engine(frame).dehazed.astype(np.float32) / 255
     ref_times = _time(lambda: ref_engine(frame), warmup, repeat, sync)
     ref_median = statistics.median(ref_times)
@@ -167,7 +167,8 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
             if progress:
                 progress(label)
             try:
-                engine = Dehazer(model, device=dev, precision=precision, mode=mode, max_pixels=max_pixels)
+                engine = Dehazer(model, device=dev, precision=precision, mode=mode, max_pixels=max_pixels,
+                                 bypass_below=0.0)
                 out = engine(frame).dehazed.astype(np.float32) / 255
                 times = _time(lambda e=engine: e(frame), warmup, repeat, sync)
             except (RuntimeError, ValueError) as exc:

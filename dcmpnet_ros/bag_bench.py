@@ -44,15 +44,15 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
         src = build_bench_bag(Path(tmp) / "input", frames, height, width, storage, encoding)
         for i, engine in enumerate(engines):
             if engine == "dcp":
-                dehazer = Dehazer.from_checkpoint(None, backend="dcp", device=device)
+                dehazer = Dehazer.from_checkpoint(None, backend="dcp", device=device, bypass_below=0.0)
             elif engine == "tiny":
                 from dcmpnet_core.model import DCMPNet
 
                 ckpt = Path(tmp) / "tiny.pt"
                 DCMPNet("tiny").save_checkpoint(ckpt)
-                dehazer = Dehazer.from_checkpoint(ckpt, device=device)
+                dehazer = Dehazer.from_checkpoint(ckpt, device=device, bypass_below=0.0)
             elif engine == "weights":
-                dehazer = Dehazer.from_checkpoint(weights, device=device)
+                dehazer = Dehazer.from_checkpoint(weights, device=device, bypass_below=0.0)
             else:
                 raise ValueError(f"engines: expected dcp, tiny or weights, got {engine!r}")
             dehazer.warmup(height, width)      # first-call costs (allocations, kernel selection) are not replay cost

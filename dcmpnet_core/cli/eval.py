@@ -114,7 +114,7 @@ def _dehaze_fn(model, dev, args: argparse.Namespace):
 
     from ..inference import Dehazer
 
-    engine = Dehazer(model, device=dev, precision=args.precision)
+    engine = Dehazer(model, device=dev, precision=args.precision, bypass_below=0.0)
 
     def run(x):
         rgb = ((x[0].float().clamp(-1, 1) + 1.0) * 0.5).permute(1, 2, 0).cpu().numpy()

@@ -28,10 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from . import CommandError
 
     try:
-        net = Dehazer.from_checkpoint(args.weights, device=args.device, max_pixels=args.max_pixels, mode="fast")
+        net = Dehazer.from_checkpoint(args.weights, device=args.device, max_pixels=args.max_pixels, mode="fast",
+                                      bypass_below=0.0)
     except (WeightsNotFoundError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
-    dcp = Dehazer(backend="dcp")
+    dcp = Dehazer(backend="dcp", bypass_below=0.0)
 
     def run_engine(engine):
         def fn(hazy):
