@@ -276,16 +276,17 @@ class Dehazer:
     copy (the caller's model is left as it is); the prepared copy is :attr:`model`, run through
     :class:`dcmpnet_core.fastpath.InferenceRunner`.  The default ``"auto"`` takes every exact fast
     path (same outputs as ``"eager"`` within 1e-5); ``"compile"`` adds ``torch.compile``.
-    ``bypass_below``, ``bypass_band``: the pass-through threshold and blend band on the haze level (0 disables
-    the pass-through; attributes, may be changed between frames); ``passthrough_depth``: compute depth (depth
+    ``bypass_below``, ``bypass_band``: the pass-through threshold and blend band on the haze level (None: the
+    defaults of :mod:`dcmpnet_core.haze_level`; 0 disables the pass-through; attributes, may be changed between
+    frames); ``passthrough_depth``: compute depth (depth
     network on the input) for frames passed through; see the module docstring.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
                  inference_scale: float = 1.0, mode: str = "auto", max_oom_retries: int = 3,
-                 dcp_params: DCPParams | None = None, bypass_below: float = DEFAULT_BYPASS_BELOW,
-                 bypass_band: float = DEFAULT_BYPASS_BAND, passthrough_depth: bool = True) -> None:
+                 dcp_params: DCPParams | None = None, bypass_below: float | None = None,
+                 bypass_band: float | None = None, passthrough_depth: bool = True) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -305,7 +306,9 @@ class Dehazer:
         self.inference_scale = float(inference_scale)
         self.max_oom_retries = max_oom_retries
         self.dcp_params = dcp_params or DCPParams()
-        self.bypass_below, self.bypass_band = check_bypass(bypass_below, bypass_band)
+        self.bypass_below, self.bypass_band = check_bypass(
+            DEFAULT_BYPASS_BELOW if bypass_below is None else bypass_below,
+            DEFAULT_BYPASS_BAND if bypass_band is None else bypass_band)
         self.passthrough_depth = bool(passthrough_depth)
         self._gates: dict[object, HazeGate] = {}
         self._lock = threading.Lock()

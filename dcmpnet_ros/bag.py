@@ -209,9 +209,9 @@ class ReplaySummary:
                  f"engine: {self.engine}"]
         for t in self.topics:
             skipped = ", ".join(f"{r} {n}" for r, n in t.skipped.counts().items())
-            lines.append(f"  {t.topic} [{t.msgtype.rsplit('/', 1)[-1]}]: {t.frames_in} in, {t.frames_out} out "
-                         f"({t.passed_through} passed through undehazed), {t.skipped.total} skipped"
-                         + (f" ({skipped})" if skipped else ""))
+            lines.append(f"  {t.topic} [{t.msgtype.rsplit('/', 1)[-1]}]: {t.frames_in} in, {t.frames_out} out, "
+                         f"{t.skipped.total} skipped" + (f" ({skipped})" if skipped else "")
+                         + f"; {t.passed_through} passed through undehazed (haze level below the threshold)")
             outs = [t.outputs.image, t.outputs.depth, t.outputs.haze_level] if t.frames_out else []
             outs = outs or [t.outputs.image + " (nothing written)"]
             if t.camera_info_topic:

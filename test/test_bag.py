@@ -83,7 +83,7 @@ def test_topic_names():
     assert camera_info_topic_for("/cam/image_raw/compressed") == "/cam/camera_info"
     assert camera_info_topic_for("/front/left/image_rect") == "/front/left/camera_info"
     assert camera_info_topic_for("/image") == "/camera_info"
-    expected = ("/dehazed/image", "/dehazed/depth", "/dehazed/camera_info")
+    expected = ("/dehazed/image", "/dehazed/depth", "/dehazed/camera_info", "/dehazed/haze_level")
     assert output_topics_for("/cam/image_raw", several=False) == expected
     assert output_topics_for("/cam/image_raw/compressed", several=True).image == \
         "/dehazed/cam/image_raw/compressed/image"
@@ -97,8 +97,12 @@ def test_sqlite_raw_images_headers_encodings_camera_info_and_skips(tmp_path, pic
     assert snapshot(src) == before                                  # input bytes and mtimes untouched
 
     out = read_bag(tmp_path / "out")
-    assert set(out) == {"/dehazed/image", "/dehazed/depth", "/dehazed/camera_info"}
-    assert [len(out[t]) for t in sorted(out)] == [6, 6, 6]
+    assert set(out) == {"/dehazed/image", "/dehazed/depth", "/dehazed/camera_info", "/dehazed/haze_level"}
+    assert [len(out[t]) for t in sorted(out)] == [6, 6, 6, 6]
+    for (log_t, i, _), (th, level, htype) in zip(good, out["/dehazed/haze_level"]):
+        assert th == log_t and htype == "sensor_msgs/msg/RelativeHumidity"
+        assert (level.header.stamp.sec, level.header.stamp.nanosec) == (1_600_000_000 + i, 123_000 + i)
+        assert 0.0 <= level.relative_humidity < 1.0 and level.variance == 0.0
     for (log_t, i, enc), (ti, img, _), (td, dep, _), (tc, info, ctype) in zip(
             good, out["/dehazed/image"], out["/dehazed/depth"], out["/dehazed/camera_info"]):
         assert ti == td == tc == log_t                               # receive timestamps preserved
@@ -128,14 +132,14 @@ def test_sqlite_raw_images_headers_encodings_camera_info_and_skips(tmp_path, pic
 
     # what `ros2 bag info` reads: metadata.yaml, and the definitions stored in the sqlite3 file itself
     meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-    assert meta["storage_identifier"] == "sqlite3" and meta["message_count"] == 18
+    assert meta["storage_identifier"] == "sqlite3" and meta["message_count"] == 24
     topics = {t["topic_metadata"]["name"]: t for t in meta["topics_with_message_count"]}
     assert topics["/dehazed/depth"]["topic_metadata"]["type"] == IMAGE
     assert topics["/dehazed/camera_info"]["message_count"] == 6
     assert all(t["topic_metadata"]["type_description_hash"].startswith("RIHS01_") for t in topics.values())
     db = sqlite3.connect(tmp_path / "out" / meta["relative_file_paths"][0])
     defs = dict(db.execute("SELECT topic_type, encoded_message_definition FROM message_definitions"))
-    assert set(defs) >= {IMAGE, INFO} and "uint32 height" in defs[IMAGE]
+    assert set(defs) >= {IMAGE, INFO, "sensor_msgs/msg/RelativeHumidity"} and "uint32 height" in defs[IMAGE]
     db.close()
 
 
@@ -168,8 +172,9 @@ def test_mcap_compressed_read_with_independent_mcap_reader(tmp_path, pics, dcp):
                 .iter_decoded_messages(log_time_order=True):
             got.setdefault(channel.topic, []).append((schema.name, message.log_time, ros_msg))
     assert {t: len(v) for t, v in got.items()} == {"/dehazed/image": 4, "/dehazed/depth": 4,
-                                                   "/dehazed/camera_info": 4}
-    assert {m[0] for v in got.values() for m in v} == {IMAGE, INFO}
+                                                   "/dehazed/camera_info": 4, "/dehazed/haze_level": 4}
+    assert {m[0] for v in got.values() for m in v} == {IMAGE, INFO, "sensor_msgs/msg/RelativeHumidity"}
+    assert [m[2].header.stamp.sec for m in got["/dehazed/haze_level"]] == [1_600_000_000 + i for i in range(4)]
     for i, (img, dep, info) in enumerate(zip(got["/dehazed/image"], got["/dehazed/depth"],
                                              got["/dehazed/camera_info"])):
         assert img[1] == dep[1] == info[1] == T0 + i * STEP
@@ -218,7 +223,8 @@ def test_several_topics_are_namespaced_and_copy_all_topics_keeps_bytes_types_tim
     out_conns, out_msgs = raw_messages(tmp_path / "out")
     assert set(out_conns) == set(in_conns) | {
         "/dehazed/front/image_raw/image", "/dehazed/front/image_raw/depth", "/dehazed/front/image_raw/camera_info",
-        "/dehazed/rear/image_raw/compressed/image", "/dehazed/rear/image_raw/compressed/depth"}
+        "/dehazed/front/image_raw/haze_level", "/dehazed/rear/image_raw/compressed/image",
+        "/dehazed/rear/image_raw/compressed/depth", "/dehazed/rear/image_raw/compressed/haze_level"}
     for topic in in_conns:                       # unchanged: type, log times, bytes
         assert out_conns[topic].msgtype == in_conns[topic].msgtype
         assert out_msgs[topic] == in_msgs[topic]
@@ -234,7 +240,7 @@ def test_several_topics_are_namespaced_and_copy_all_topics_keeps_bytes_types_tim
 
     # one chosen topic -> plain /dehazed/... names
     summary = replay_bag(src, tmp_path / "one", dcp, image_topics=["rear/image_raw/compressed"], progress=False)
-    assert set(read_bag(tmp_path / "one")) == {"/dehazed/image", "/dehazed/depth"}
+    assert set(read_bag(tmp_path / "one")) == {"/dehazed/image", "/dehazed/depth", "/dehazed/haze_level"}
     assert "no camera_info (/rear/camera_info not in the bag)" in summary.format()
 
 
@@ -281,7 +287,7 @@ def test_compressed_input_bags_and_output_options(tmp_path, pics, dcp, storage, 
     meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["storage_identifier"] == other and meta["compression_mode"] == compression
     out = read_bag(tmp_path / "out")
-    assert set(out) == {"/dehazed/image"}
+    assert set(out) == {"/dehazed/image", "/dehazed/haze_level"}
     assert [m.header.stamp.sec for _, m, _ in out["/dehazed/image"]] == [1_600_000_000 + i for i in range(3)]
 
 
@@ -501,7 +507,7 @@ def test_bag_without_message_definitions_humble_style(tmp_path, pics, dcp):
     assert list(summary.not_copied) == ["/status"] and "fleet_msgs/msg/Status" in summary.not_copied["/status"]
     assert "NOT copied: /status" in summary.format()
     out = read_bag(tmp_path / "out")
-    assert sorted(out) == ["/cam/image_raw", "/chatter", "/dehazed/depth", "/dehazed/image"]
+    assert sorted(out) == ["/cam/image_raw", "/chatter", "/dehazed/depth", "/dehazed/haze_level", "/dehazed/image"]
     assert out["/chatter"][1][1].data == "hi"
 
 

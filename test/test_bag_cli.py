@@ -60,7 +60,8 @@ def test_bag_command_writes_namespaced_outputs_and_prints_the_summary(tmp_path, 
     assert {t: len(v) for t, v in out.items()} == {
         "/dehazed/cam/image_raw/image": 4, "/dehazed/cam/image_raw/depth": 4, "/dehazed/cam/image_raw/camera_info": 4,
         "/dehazed/cam/image_raw/compressed/image": 4, "/dehazed/cam/image_raw/compressed/depth": 4,
-        "/dehazed/cam/image_raw/compressed/camera_info": 4}
+        "/dehazed/cam/image_raw/compressed/camera_info": 4, "/dehazed/cam/image_raw/haze_level": 4,
+        "/dehazed/cam/image_raw/compressed/haze_level": 4}
     assert "/cam/image_raw [Image]: 5 in, 4 out, 1 skipped (deserialization_error 1)" in res.stdout
     assert "/cam/image_raw/compressed [CompressedImage]: 4 in, 4 out, 0 skipped" in res.stdout
     assert re.search(r"time: wall [\d.]+ s .*inference [\d.]+ s .*overhead [\d.]+ s", res.stdout)
@@ -75,7 +76,7 @@ def test_options_weights_topic_storage_no_depth(tmp_path, bag, tiny_ckpt):
     meta = yaml.safe_load((tmp_path / "out" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["storage_identifier"] == "mcap"
     counts = {t["topic_metadata"]["name"]: t["message_count"] for t in meta["topics_with_message_count"]}
-    assert counts == {"/dehazed/image": 4, "/dehazed/camera_info": 4, "/cam/image_raw": 5,
+    assert counts == {"/dehazed/image": 4, "/dehazed/camera_info": 4, "/dehazed/haze_level": 4, "/cam/image_raw": 5,
                       "/cam/image_raw/compressed": 4, "/cam/camera_info": 4}
     img = read_bag(tmp_path / "out")["/dehazed/image"][0][1]
     assert (img.width, img.height, img.encoding) == (80, 64, "bgr8")

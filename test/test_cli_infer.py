@@ -110,8 +110,10 @@ def test_video_out_and_dcp_without_weights(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "0 image(s) and 4 video frame(s)" in res.stdout
     produced = sorted(p.name for p in out.iterdir())
-    assert produced == ["drive_dehazed.mp4", "drive_depth.mp4"], produced
-    for name in produced:
+    assert produced == ["drive_dehazed.mp4", "drive_depth.mp4", "haze_levels.csv"], produced
+    rows = (out / "haze_levels.csv").read_text().splitlines()
+    assert rows[0] == "input,haze_level,weight,mode" and len(rows) == 5 and "drive.mp4 frame 3" in rows[-1]
+    for name in produced[:2]:
         cap = cv2.VideoCapture(str(out / name))
         frames = []
         while True:

@@ -205,10 +205,9 @@ def test_engine_streams_keep_state_and_batches_of_independent_images_do_not(clea
 
 
 def test_engine_depth_network_alone_on_a_passed_through_frame(clear_and_hazy):
-    """dcmpnet backend: pass-through depth is the DE network on the input, as the full model would compute it."""
+    """The dcmpnet backend: pass-through depth is the DE network on the input, as the full model would compute it."""
     import torch
 
-    from dcmpnet_core.depth_convention import normalize_depth  # noqa: F401 - the convention the engine follows
     from dcmpnet_core.inference import raw_to_relative_depth
     from dcmpnet_core.model import DCMPNet
 
@@ -264,3 +263,24 @@ def test_diagnostics_warn_when_visibility_is_reduced_with_the_rosbags_classes():
         ("0.700", "1", "1")
     with pytest.raises(ValueError, match="mode: expected one of"):
         stats.on_haze(0.1, 0.1, "off")
+
+
+def test_bag_replay_writes_the_haze_level_and_passes_clear_frames_through(tmp_path, clear_and_hazy):
+    from bag_factory import T0, TS2, Entry, header, image, image_pixels, read_bag, write_bag2
+
+    from dcmpnet_ros.bag import replay_bag
+
+    rgb, dense = clear_and_hazy
+    frames = [rgb, rgb, dense]           # one clear pair, then dense fog (first frame of the topic: no fade)
+    entries = [Entry("/cam/image_raw", "sensor_msgs/msg/Image", T0 + i, image(TS2, header(TS2, i), f, "rgb8"))
+               for i, f in enumerate(frames)]
+    write_bag2(tmp_path / "in", entries)
+    summary = replay_bag(tmp_path / "in", tmp_path / "out", Dehazer(backend="dcp"), progress=False)
+    assert summary.topics[0].passed_through == 2 and "2 passed through undehazed" in summary.format()
+    out = read_bag(tmp_path / "out")
+    levels = [m.relative_humidity for _, m, _ in out["/dehazed/haze_level"]]
+    assert levels[0] < DEFAULT_BYPASS_BELOW < levels[2]
+    assert [m.header.stamp.sec for _, m, _ in out["/dehazed/haze_level"]] == [1_600_000_000 + i for i in range(3)]
+    images = [image_pixels(m) for _, m, _ in out["/dehazed/image"]]
+    assert np.array_equal(images[0], rgb) and np.array_equal(images[1], rgb), "clear frames written unchanged"
+    assert not np.array_equal(images[2], dense)

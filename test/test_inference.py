@@ -11,6 +11,7 @@ import pytest
 import skimage.data
 import torch
 
+from dcmpnet_core import inference
 from dcmpnet_core.inference import (
     DEPTH_FLOOR,
     DISPARITY_FLOOR,
@@ -48,6 +49,14 @@ def hazy_photo(name: str = "astronaut", hw: tuple[int, int] = (48, 64), beta: fl
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _network_on_every_frame():
+    """These tests check the network path's contract on arbitrary images: no pass-through (see test_haze_level.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inference, "DEFAULT_BYPASS_BELOW", 0.0)
+        yield
 
 
 @pytest.fixture(scope="module")
