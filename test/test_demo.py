@@ -72,7 +72,8 @@ def test_demo_command_with_fallback_to_dcp(tmp_path):
     dehazed = read_bag(out / "dehazed_bag")
     assert {t: len(v) for t, v in dehazed.items()} == {
         "/camera/image_raw": 3, "/camera/camera_info": 3, "/dehazed/image": 3, "/dehazed/depth": 3,
-        "/dehazed/camera_info": 3}
+        "/dehazed/camera_info": 3, "/dehazed/haze_level": 3}
+    assert all(m.relative_humidity > 0.53 for _, m, _ in dehazed["/dehazed/haze_level"]), "foggy frames: dehazed"
     for (t_in, hazy, _), (t_out, img, _) in zip(foggy["/camera/image_raw"], dehazed["/dehazed/image"]):
         assert t_in == t_out
         assert (hazy.header.stamp.sec, hazy.header.stamp.nanosec, hazy.header.frame_id) == \

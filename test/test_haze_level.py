@@ -81,17 +81,10 @@ def test_level_accepts_uint8_and_float_alike_and_rejects_bad_input():
         estimate_haze_level(np.zeros((4, 4, 3), np.int32))
 
 
-@pytest.mark.parametrize("name", SKIMAGE_CLEAR)
-def test_clear_skimage_photos_pass_and_dense_haze_does_not(name):
-    rgb = _skimage(name)
-    assert estimate_haze_level(rgb) < DEFAULT_BYPASS_BELOW
-    medium, dense = _hazed(rgb, (0.5, 0.25))
-    assert estimate_haze_level(medium) > DEFAULT_BYPASS_BELOW and estimate_haze_level(dense) > TOP
-
-
-@pytest.mark.parametrize("name", OPENCV_CLEAR)
-def test_clear_opencv_photos_pass_and_dense_haze_does_not(name):
-    rgb = _opencv_sample(name)
+@pytest.mark.parametrize("source,name", [("skimage", n) for n in SKIMAGE_CLEAR] +
+                         [("opencv", n) for n in OPENCV_CLEAR])
+def test_clear_real_photos_pass_and_medium_and_dense_haze_do_not(source, name):
+    rgb = _skimage(name) if source == "skimage" else _opencv_sample(name)
     assert estimate_haze_level(rgb) < DEFAULT_BYPASS_BELOW
     medium, dense = _hazed(rgb, (0.5, 0.25))
     assert estimate_haze_level(medium) > DEFAULT_BYPASS_BELOW and estimate_haze_level(dense) > TOP
@@ -271,16 +264,23 @@ def test_bag_replay_writes_the_haze_level_and_passes_clear_frames_through(tmp_pa
     from dcmpnet_ros.bag import replay_bag
 
     rgb, dense = clear_and_hazy
-    frames = [rgb, rgb, dense]           # one clear pair, then dense fog (first frame of the topic: no fade)
-    entries = [Entry("/cam/image_raw", "sensor_msgs/msg/Image", T0 + i, image(TS2, header(TS2, i), f, "rgb8"))
-               for i, f in enumerate(frames)]
-    write_bag2(tmp_path / "in", entries)
+    # Two cameras (each topic is its own pass-through stream): one clear, one in dense fog.
+    cams = {"/clear/image_raw": [rgb, rgb], "/fog/image_raw": [dense, dense]}
+    entries = [Entry(topic, "sensor_msgs/msg/Image", T0 + 10 * i + k, image(TS2, header(TS2, i), f, "rgb8"))
+               for k, (topic, frames) in enumerate(cams.items()) for i, f in enumerate(frames)]
+    write_bag2(tmp_path / "in", sorted(entries, key=lambda e: e.log_time))
     summary = replay_bag(tmp_path / "in", tmp_path / "out", Dehazer(backend="dcp"), progress=False)
-    assert summary.topics[0].passed_through == 2 and "2 passed through undehazed" in summary.format()
+    assert [t.passed_through for t in summary.topics] == [2, 0]
+    assert "2 passed through undehazed" in summary.format()
     out = read_bag(tmp_path / "out")
-    levels = [m.relative_humidity for _, m, _ in out["/dehazed/haze_level"]]
-    assert levels[0] < DEFAULT_BYPASS_BELOW < levels[2]
-    assert [m.header.stamp.sec for _, m, _ in out["/dehazed/haze_level"]] == [1_600_000_000 + i for i in range(3)]
-    images = [image_pixels(m) for _, m, _ in out["/dehazed/image"]]
-    assert np.array_equal(images[0], rgb) and np.array_equal(images[1], rgb), "clear frames written unchanged"
-    assert not np.array_equal(images[2], dense)
+    for topic in cams:
+        levels = out[f"/dehazed{topic}/haze_level"]
+        assert [m.header.stamp.sec for _, m, _ in levels] == [1_600_000_000, 1_600_000_001]
+        images = [image_pixels(m) for _, m, _ in out[f"/dehazed{topic}/image"]]
+        if topic.startswith("/clear"):
+            assert all(m.relative_humidity < DEFAULT_BYPASS_BELOW for _, m, _ in levels)
+            assert all(np.array_equal(img, rgb) for img in images), "clear frames written unchanged"
+        else:
+            assert all(m.relative_humidity > TOP for _, m, _ in levels)
+            plain = Dehazer(backend="dcp", bypass_below=0.0)(dense).dehazed
+            assert all(np.array_equal(img, plain) for img in images), "foggy frames: the network's output"
