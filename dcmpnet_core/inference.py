@@ -30,6 +30,12 @@ hazy one, ``J = a I + b`` with ``a = 1/t``, ``b = A (1 - 1/t)``, and ``t`` varie
 to the full-resolution input, which keeps the input's fine detail (see :func:`guided_upsample`).
 Depth is upsampled bilinearly.
 
+Output faults: NaN/Inf in the backend's output (e.g. an fp16 overflow) are replaced by 0 and counted in
+:attr:`DehazeResult.nonfinite_output`; an output that is constant although the input is not (weights saturated
+or broken) sets :attr:`DehazeResult.collapsed_output`.  Either is warned about once per Dehazer with its likely
+cause and counted in :attr:`Dehazer.output_faults`.  :meth:`Dehazer.from_checkpoint` refuses weights whose
+output on a small probe image is not finite.
+
 Out of GPU (or CPU) memory, a frame is retried with ``max_pixels`` halved, at most
 ``max_oom_retries`` times, with a ``RuntimeWarning``; the lower limit then stays in force for
 later frames (a camera stream would otherwise run out of memory on every frame).  A batch that
@@ -84,7 +90,9 @@ class DehazeResult:
     ``latency_ms``: wall time of the call (for a batch: its share of the batch time);
     ``scale``: linear resolution factor the backend ran at (1.0 = full resolution);
     ``nonfinite_pixels``: input pixels with NaN/Inf that were replaced by 0;
-    ``warnings``: messages about this frame (non-finite input, out-of-memory retries).
+    ``warnings``: messages about this frame (non-finite input or output, out-of-memory retries);
+    ``nonfinite_output``: NaN/Inf values in the backend's output (dehazed image and depth), replaced by 0;
+    ``collapsed_output``: the output is constant although the input is not (see :func:`check_output`).
     """
 
     dehazed: np.ndarray
@@ -93,6 +101,13 @@ class DehazeResult:
     scale: float = 1.0
     nonfinite_pixels: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    nonfinite_output: int = 0
+    collapsed_output: bool = False
+
+    @property
+    def output_faulty(self) -> bool:
+        """True when the backend's output was non-finite or collapsed; ``warnings[-1]`` then says why."""
+        return bool(self.nonfinite_output or self.collapsed_output)
 
 
 @dataclass
@@ -186,6 +201,70 @@ def guided_upsample(low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray
     return a_up * full_in + b_up
 
 
+@dataclass(frozen=True)
+class OutputCheck:
+    """What :func:`check_output` found in one frame's backend output."""
+
+    nonfinite: int = 0
+    collapsed: bool = False
+
+    @property
+    def faulty(self) -> bool:
+        return bool(self.nonfinite or self.collapsed)
+
+
+# An input whose values span less than this is flat; only a varying input's constant output counts as collapsed.
+_FLAT_INPUT = 2.0 / 255.0
+_FLAT_OUTPUT = 1e-6
+
+
+def check_output(inputs: Sequence[np.ndarray], dehazed: np.ndarray, depth: np.ndarray) -> list[OutputCheck]:
+    """Per frame: NaN/Inf in ``dehazed`` (N,h,w,3) and ``depth`` (N,h,w), and whether the output collapsed.
+
+    Collapsed: the input varies (range > 2/255) but the dehazed image clipped to [0, 1], or the depth, is
+    constant (range < 1e-6 of its scale) - what saturated or broken weights produce.  Non-finite values are
+    replaced by 0 in place, so the frame stays well defined.
+    """
+    checks = []
+    for img, out, dep in zip(inputs, dehazed, depth):
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)) + dep.size - np.count_nonzero(np.isfinite(dep)))
+        if bad:
+            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            np.nan_to_num(dep, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        collapsed = False
+        if float(np.ptp(img)) > _FLAT_INPUT:
+            clipped = np.clip(out, 0.0, 1.0)
+            scale = max(1.0, float(np.abs(dep).max()))
+            collapsed = float(np.ptp(clipped)) < _FLAT_OUTPUT or float(np.ptp(dep)) < _FLAT_OUTPUT * scale
+        checks.append(OutputCheck(bad, collapsed))
+    return checks
+
+
+def _output_fault_message(check: OutputCheck, precision: str) -> str:
+    if check.nonfinite:
+        cause = ("likely an overflow of reduced precision: try precision='fp32'" if precision != "fp32" else
+                 "likely weights out of range (a broken or wrongly converted checkpoint)")
+        what = f"held {check.nonfinite} NaN/Inf value(s), replaced by 0"
+    else:
+        cause = "likely saturated or broken weights, or an overflow of reduced precision"
+        what = "was a constant image or depth although the input varies"
+    return (f"the network's output {what} ({cause}); such frames are counted in Dehazer.output_faults and "
+            "not warned about again")
+
+
+def probe_model(model: torch.nn.Module, what: str) -> None:
+    """Run ``model`` (fp32, on its device) on a small textured image; ValueError if its output is not finite."""
+    yy, xx = np.mgrid[0:32, 0:32].astype(np.float32) / 31.0
+    rgb = np.stack([xx, yy, 0.5 * (xx + yy)], axis=0)[None]
+    with torch.inference_mode():
+        out = model(torch.from_numpy(rgb * 2.0 - 1.0))
+        counts = [int((~torch.isfinite(t)).sum()) for t in (out[0], out[1])]
+    if any(counts):
+        raise ValueError(f"{what}: the network's output on a 32x32 probe image holds {counts[0]} NaN/Inf dehazed "
+                         f"value(s) and {counts[1]} depth value(s); refusing these weights (they are out of range "
+                         "or corrupt)")
+
+
 def _validate_image(image: object, name: str) -> _Frame:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{name}: expected a numpy.ndarray of shape (H, W, 3), got {type(image).__name__}")
@@ -264,6 +343,8 @@ class Dehazer:
         self.max_oom_retries = max_oom_retries
         self.dcp_params = dcp_params or DCPParams()
         self._lock = threading.Lock()
+        self.output_faults = 0                 # frames whose output was non-finite or collapsed
+        self._output_checks: list[OutputCheck] = []
         if backend == "dcp":
             if model is not None:
                 raise ValueError("backend 'dcp' uses no network; pass model=None")
@@ -307,6 +388,7 @@ class Dehazer:
         from .model import DCMPNet
 
         model = DCMPNet.from_checkpoint(Path(path), map_location="cpu")
+        probe_model(model, repr(os.fspath(path)))
         return cls(model, device=device, precision=precision, backend=backend, max_pixels=max_pixels,
                    inference_scale=inference_scale, mode=mode, **kwargs)
 
@@ -320,6 +402,7 @@ class Dehazer:
         start = time.perf_counter()
         frame = _validate_image(image, "image")
         with self._lock:
+            self._output_checks.clear()
             notes: list[str] = []
             (dehazed, depth), scale = self._restore_with_retry([frame.image], notes)
         return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3)
@@ -342,6 +425,7 @@ class Dehazer:
             for idx in groups.values():
                 start = time.perf_counter()
                 notes: list[str] = []
+                self._output_checks.clear()
                 outs = self._restore_group(idx, frames, notes)
                 share = (time.perf_counter() - start) * 1e3 / len(idx)
                 for i, (dehazed, depth, scale) in zip(idx, outs):
@@ -355,8 +439,16 @@ class Dehazer:
     # ------------------------------------------------------------------------------------ internals
     def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],
                 latency_ms: float) -> DehazeResult:
+        check = self._output_checks.pop(0) if self._output_checks else OutputCheck()
+        extra = []
+        if check.faulty:
+            self.output_faults += 1
+            msg = _output_fault_message(check, self.precision)
+            extra.append(msg)
+            if self.output_faults == 1:
+                warnings.warn(msg, RuntimeWarning, stacklevel=4)
         return DehazeResult(_to_output(dehazed01, frame.dtype), depth, float(latency_ms), float(scale),
-                            frame.nonfinite, tuple(frame.notes + notes))
+                            frame.nonfinite, tuple(frame.notes + notes + extra), check.nonfinite, check.collapsed)
 
     def _restore_group(self, idx: list[int], frames: list[_Frame], notes: list[str]) -> list:
         images = [frames[i].image for i in idx]
@@ -424,6 +516,7 @@ class Dehazer:
         full = (lh, lw) == (h, w)
         low = images if full else [cv2.resize(img, (lw, lh), interpolation=cv2.INTER_AREA) for img in images]
         dehazed_lr, depth_lr = self._backend(low)
+        self._output_checks.extend(check_output(low, dehazed_lr, depth_lr))
         if full:
             return (np.clip(dehazed_lr, 0.0, 1.0), depth_lr), 1.0
         dehazed = np.stack([np.clip(guided_upsample(lo, out, img), 0.0, 1.0)

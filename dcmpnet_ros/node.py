@@ -165,7 +165,7 @@ class DehazeNode(Node):
         if idle:
             return
         try:
-            decoded = decode(msg)
+            decoded = decode(msg, self.params.max_input_pixels)
         except MessageRejected as exc:
             self._count(self.stats.on_rejected, exc.reason)
             self._warn(exc.reason, f"dropped a message from {self.resolve_topic_name(self._input_topic)}: {exc}")
@@ -197,6 +197,10 @@ class DehazeNode(Node):
     def _process(self, header: Any, decoded: Any) -> None:
         p = self.params
         result = self.dehazer(decoded.rgb)
+        if getattr(result, "output_faulty", False):      # NaN/Inf or constant output: never published
+            self._count(self.stats.on_failed, "faulty_output")
+            self._warn("faulty_output", f"frame {header.frame_id!r} not published: {result.warnings[-1]}")
+            return
         self._pub_image.publish(encode_image(Image, header, result.dehazed,
                                              output_encoding_for(decoded.source_encoding)))
         if p.publish_depth:

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
+
 QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 NODE_NAME = "dehaze_node"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -106,6 +108,9 @@ def _specs() -> dict[str, ParamSpec]:
                   "cuda_graphs (GPU, fixed frame size).", choices=("auto", "eager", "fast", "compile", "cuda_graphs")),
         ParamSpec("max_pixels", 0, int, "0 runs the network at full resolution; otherwise on at most this many "
                   "pixels and the result is upsampled to the input size.", low=0, dynamic=True),
+        ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS, int, "Pixel budget: frames whose header "
+                  "declares more pixels (width * height) are dropped before decoding (reason too_large).",
+                  low=MIN_MAX_INPUT_PIXELS, dynamic=True),
         ParamSpec("inference_scale", 1.0, float, "Scale applied to the input before inference (0 < s <= 1); the "
                   "result is upsampled to the input size.", low=0.0, high=1.0, low_open=True, dynamic=True),
         ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1).",
@@ -143,6 +148,7 @@ class NodeParams:
     precision: str = "fp32"
     mode: str = "auto"
     max_pixels: int = 0
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
     inference_scale: float = 1.0
     publish_depth: bool = True
     depth_scale: float = 0.0

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED_DEFAULTS = {
     "weights": "", "backend": "dcmpnet", "device": "auto", "precision": "fp32", "mode": "auto", "max_pixels": 0,
+    "max_input_pixels": 40_000_000,
     "inference_scale": 1.0, "publish_depth": True, "depth_scale": 0.0, "input_transport": "raw",
     "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1, "output_qos": "default",
     "output_qos_depth": 10, "lazy": False, "diagnostics_period": 1.0, "log_throttle_s": 5.0,
