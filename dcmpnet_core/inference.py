@@ -271,6 +271,8 @@ def _validate_image(image: object, name: str) -> _Frame:
     if image.ndim != 3 or image.shape[2] != 3:
         hint = " (drop the alpha channel)" if image.ndim == 3 and image.shape[2] == 4 else ""
         raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got shape {image.shape}{hint}")
+    if image.dtype.byteorder not in ("=", "|") and image.dtype.newbyteorder("=") in (np.float32, np.float64):
+        image = image.astype(image.dtype.newbyteorder("="))     # big-endian float: same values, native order
     if image.dtype not in (np.uint8, np.float32, np.float64):
         raise ValueError(f"{name}: expected dtype uint8, float32 or float64, got {image.dtype}")
     h, w = image.shape[:2]
