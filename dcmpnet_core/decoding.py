@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -57,7 +58,11 @@ def check_max_pixels(value: object, name: str = "max_input_pixels") -> int:
 
 
 def header_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of an image file from its header alone (Pillow's lazy open); DecodeError if unreadable."""
+    """(width, height) of an image file from its header alone; DecodeError if unreadable.
+
+    Pillow's lazy open reads only the header; TIFFs Pillow cannot open (64-bit float samples, ...) are read with
+    tifffile, which also reads only the tags.
+    """
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -68,10 +73,28 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
             with Image.open(path) as im:
                 return int(im.size[0]), int(im.size[1])
         except Image.DecompressionBombError as exc:
-            # Pillow refuses sizes above twice its own limit before we see them; its message holds the count.
-            raise DecodeError("too_large", f"image header declares too many pixels ({exc})") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as exc:
+            # Pillow refuses sizes above twice its own limit before it returns the size; its message has the count.
+            count = re.search(r"\((\d+) pixels\)", str(exc))
+            raise DecodeError("too_large", f"its header declares {count.group(1) if count else 'too many'} pixels, "
+                                           "above the pixel budget") from None
+        except UnidentifiedImageError as exc:
+            tiff = _tiff_size(path)
+            if tiff is not None:
+                return tiff
+            raise DecodeError("unreadable", f"not a readable image ({exc})") from None
+        except (OSError, ValueError, SyntaxError, struct.error) as exc:
             raise DecodeError("unreadable", f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def _tiff_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception:   # noqa: BLE001 - not a TIFF, or not one tifffile reads: the caller says "not readable"
+        return None
 
 
 def decode_checked(buf: np.ndarray, flags: int) -> np.ndarray | None:

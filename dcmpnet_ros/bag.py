@@ -77,7 +77,6 @@ SKIP_REASONS = {
     "decoder_error": "the image decoder failed in an unexpected way",
     "too_small": f"the image is smaller than {MIN_SIDE} px on a side (the network's minimum)",
     "inference_error": "the dehazing engine raised an error on this frame",
-    "faulty_output": "the network's output for this frame was NaN/Inf or constant (not written)",
     "unreadable": "the bag's storage could not be read there (a corrupt chunk or page); its messages are lost",
 }
 
@@ -155,6 +154,8 @@ class TopicReport:
     camera_info_out: int = 0
     skipped: DropCounter = field(default_factory=DropCounter)
     examples: dict[str, str] = field(default_factory=dict)   # first message per skip reason
+    faulty_output: int = 0           # frames written whose network output was NaN/Inf (zeroed) or constant
+    faulty_example: str = ""
 
     def skip(self, reason: str, detail: str) -> None:
         self.skipped.add(reason)
@@ -220,6 +221,8 @@ class ReplaySummary:
             lines.append("      -> " + ", ".join(outs))
             for reason, text in t.examples.items():
                 lines.append(f"      first {reason}: {text[:200]}")
+            if t.faulty_output:
+                lines.append(f"      WARNING: {t.faulty_output} frame(s) with faulty network output: {t.faulty_example}")
         if self.camera_info_skipped.total:
             lines.append("  camera_info messages skipped: " + ", ".join(
                 f"{r} {n}" for r, n in self.camera_info_skipped.counts().items()))
@@ -874,6 +877,9 @@ class BagReplay:
             report.skip("inference_error", f"{type(exc).__name__}: {exc}")
             return
         summary.inference_s += time.perf_counter() - t_infer
+        if getattr(result, "output_faulty", False):
+            report.faulty_output += 1
+            report.faulty_example = report.faulty_example or result.warnings[-1]
         encoding = output_encoding_for(frame.decoded.source_encoding)
         wstage.put(partial(self._write_frame, frame, result.dehazed, result.depth if self.write_depth else None,
                            encoding, info, outputs))

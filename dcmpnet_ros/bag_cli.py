@@ -118,6 +118,10 @@ def _report(summary) -> int:
     if summary.storage_errors:
         print(f"dcmpnet bag: warning: parts of the input could not be read and were skipped: "
               f"{summary.storage_errors[0][:300]}", file=sys.stderr)
+    faulty = sum(t.faulty_output for t in summary.topics)
+    if faulty:
+        print(f"dcmpnet bag: warning: {faulty} frame(s) had faulty network output (NaN/Inf or constant); see above",
+              file=sys.stderr)
     if summary.frames_in and not summary.frames_out:
         print(f"dcmpnet bag: error: none of the {summary.frames_in} frames could be processed (see the skip "
               "reasons above)", file=sys.stderr)

@@ -160,6 +160,7 @@ class NodeStats:
         self.rejected = DropCounter()
         self.failed = DropCounter()
         self.dropped_stale = 0
+        self.output_faults = 0                       # published frames whose network output was NaN/Inf or constant
         self._bad = RateMeter(window_s, clock)       # stale + rejected + failed, for the recent fraction
         self._idle = False
         self._active_since = self.started
@@ -189,6 +190,10 @@ class NodeStats:
         """A message could not be decoded (``MessageRejected.reason``)."""
         self.rejected.add(reason)
         self._bad.tick(1, self._now(now))
+
+    def on_output_fault(self) -> None:
+        """The engine's output for a frame was non-finite or constant (``DehazeResult.output_faulty``)."""
+        self.output_faults += 1
 
     def on_failed(self, kind: str, now: float | None = None) -> None:
         """Processing a decoded frame failed (e.g. ``kind`` = exception class name)."""
@@ -263,6 +268,7 @@ class NodeStats:
             ("frames dropped (stale)", str(self.dropped_stale)),
             ("frames rejected", str(self.rejected.total)),
             ("frames failed", str(self.failed.total)),
+            ("frames with faulty output (NaN/Inf or constant)", str(self.output_faults)),
             ("seconds since last output", "never" if last_out is None else _fmt(now - last_out)),
             ("idle (lazy, no subscribers)", "true" if self._idle else "false"),
         ]

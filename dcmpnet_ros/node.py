@@ -197,10 +197,9 @@ class DehazeNode(Node):
     def _process(self, header: Any, decoded: Any) -> None:
         p = self.params
         result = self.dehazer(decoded.rgb)
-        if getattr(result, "output_faulty", False):      # NaN/Inf or constant output: never published
-            self._count(self.stats.on_failed, "faulty_output")
-            self._warn("faulty_output", f"frame {header.frame_id!r} not published: {result.warnings[-1]}")
-            return
+        if getattr(result, "output_faulty", False):      # NaN/Inf (zeroed) or constant output: counted, warned
+            self._count(self.stats.on_output_fault)
+            self._warn("faulty_output", f"frame {header.frame_id!r}: {result.warnings[-1]}")
         self._pub_image.publish(encode_image(Image, header, result.dehazed,
                                              output_encoding_for(decoded.source_encoding)))
         if p.publish_depth:

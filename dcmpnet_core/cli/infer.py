@@ -317,9 +317,8 @@ class _Runner:
             return
         for (tag, name, _), result in zip(items, results):
             bar.update(1)
-            if result.output_faulty:             # NaN/Inf or constant output: report, never write
-                self.problems.append(f"{name}: not written: {result.warnings[-1]}")
-                continue
+            if result.output_faulty:             # NaN/Inf (zeroed) or constant output: written, but reported
+                self.problems.append(f"{name}: faulty network output: {result.warnings[-1]}")
             yield tag, result
 
     def _save(self, prefix: Path, result, sixteen_bit: bool) -> None:
