@@ -41,6 +41,7 @@ setup(
         "tqdm>=4.60",
         "rosbags>=0.11",           # rosbag2 MCAP writer, Writer(version=...), rosbags.convert helpers (dcmpnet bag)
         "scikit-image>=0.19",
+        "pillow>=9.1",             # image headers read lazily for the pixel budget (dcmpnet_core.decoding)
         "scipy>=1.7",
         *opencv_requirement(),
     ],

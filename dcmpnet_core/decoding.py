@@ -60,8 +60,8 @@ def check_max_pixels(value: object, name: str = "max_input_pixels") -> int:
 def header_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of an image file from its header alone; DecodeError if unreadable.
 
-    Pillow's lazy open reads only the header; TIFFs Pillow cannot open (64-bit float samples, ...) are read with
-    tifffile, which also reads only the tags.
+    Pillow's lazy open reads only the header; for TIFFs Pillow cannot open (64-bit float samples, ...) the size
+    tags of the first image directory are read directly.
     """
     import warnings
 
@@ -87,13 +87,22 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def _tiff_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """ImageWidth / ImageLength (tags 256, 257) of a classic TIFF's first IFD; None if it is not one."""
     try:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength)
-    except Exception:   # noqa: BLE001 - not a TIFF, or not one tifffile reads: the caller says "not readable"
+        with open(path, "rb") as f:
+            head = f.read(8)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or struct.unpack(order + "H", head[2:4])[0] != 42:
+                return None
+            f.seek(struct.unpack(order + "I", head[4:8])[0])
+            (count,) = struct.unpack(order + "H", f.read(2))
+            tags = {}
+            for _ in range(min(count, 4096)):
+                tag, kind, _, value = struct.unpack(order + "HHI4s", f.read(12))
+                if tag in (256, 257):
+                    tags[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[:2 if kind == 3 else 4])[0]
+            return (int(tags[256]), int(tags[257])) if len(tags) == 2 else None
+    except (OSError, struct.error):
         return None
 
 

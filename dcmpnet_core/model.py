@@ -7,8 +7,14 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from .checkpoint import (DEPTH_KINDS, build_checkpoint, check_state_fits, load_state_strict, read_checkpoint,
-                         safe_torch_load)
+from .checkpoint import (
+    DEPTH_KINDS,
+    build_checkpoint,
+    check_state_fits,
+    load_state_strict,
+    read_checkpoint,
+    safe_torch_load,
+)
 from .config import ConfigError, ModelConfig, model_config_from
 from .dehaze_net import DehazeNet
 from .depth_net import DepthNet

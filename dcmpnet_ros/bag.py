@@ -222,7 +222,8 @@ class ReplaySummary:
             for reason, text in t.examples.items():
                 lines.append(f"      first {reason}: {text[:200]}")
             if t.faulty_output:
-                lines.append(f"      WARNING: {t.faulty_output} frame(s) with faulty network output: {t.faulty_example}")
+                lines.append(f"      WARNING: {t.faulty_output} frame(s) with faulty network output: "
+                             f"{t.faulty_example}")
         if self.camera_info_skipped.total:
             lines.append("  camera_info messages skipped: " + ", ".join(
                 f"{r} {n}" for r, n in self.camera_info_skipped.counts().items()))
