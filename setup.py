@@ -37,7 +37,7 @@ ONNX = ["onnx>=1.14", "onnxruntime>=1.16", "onnxscript>=0.1"]
 TENSORBOARD = ["tensorboard>=2.10"]
 # Everything the test suite imports besides the extras above.
 TEST_TOOLS = ["pytest>=7", "pytest-timeout>=2", "catkin_pkg>=0.5", "pytorch-msssim>=1.0", "mcap>=1.1",
-              "mcap-ros2-support>=0.5", "ruff>=0.5"]
+              "mcap-ros2-support>=0.5", "ruff>=0.5", "packaging>=21"]
 
 
 setup(
