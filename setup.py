@@ -71,6 +71,7 @@ setup(
         "console_scripts": [
             "dcmpnet = dcmpnet_ros.cli:main",
             "dehaze_node = dcmpnet_ros.node:main",
+            "dehaze_lifecycle_node = dcmpnet_ros.lifecycle_node:main",
         ],
     },
 )

@@ -133,7 +133,7 @@ def test_venv_install_gives_the_commands_and_runs_infer(venv, tmp_path):
     import cv2
     import numpy as np
 
-    for script in ("dcmpnet", "dehaze_node"):
+    for script in ("dcmpnet", "dehaze_node", "dehaze_lifecycle_node"):
         first = (venv / "bin" / script).read_text().splitlines()[0]
         assert first == f"#!{venv / 'bin' / 'python'}", f"{script} must run with the venv's Python: {first}"
     location = _run([venv / "bin" / "python", "-c", "import dcmpnet_core; print(dcmpnet_core.__file__)"], tmp_path)
