@@ -26,7 +26,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy import exceptions as rclpy_exceptions
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
@@ -58,6 +58,12 @@ _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": Reliab
                 "system_default": ReliabilityPolicy.SYSTEM_DEFAULT}
 _HISTORY = {"keep_last": HistoryPolicy.KEEP_LAST, "keep_all": HistoryPolicy.KEEP_ALL,
             "system_default": HistoryPolicy.SYSTEM_DEFAULT}
+# What rclpy raises when a parameter override has the wrong type or is out of the descriptor's range.
+_TYPE_ERRORS = tuple(getattr(rclpy_exceptions, n) for n in ("InvalidParameterTypeException",)
+                     if hasattr(rclpy_exceptions, n))
+_VALUE_ERRORS = tuple(getattr(rclpy_exceptions, n) for n in ("InvalidParameterValueException",
+                                                              "ParameterOutOfRangeException")
+                      if hasattr(rclpy_exceptions, n))
 _PARAMETER_TYPES = {"bool": ParameterType.PARAMETER_BOOL, "integer": ParameterType.PARAMETER_INTEGER,
                     "double": ParameterType.PARAMETER_DOUBLE, "string": ParameterType.PARAMETER_STRING}
 _DURABILITY = {"volatile": DurabilityPolicy.VOLATILE, "transient_local": DurabilityPolicy.TRANSIENT_LOCAL,
@@ -105,10 +111,10 @@ class DehazeRos:
         for name, spec in PARAMETERS.items():
             try:
                 self.declare_parameter(name, spec.default, make_descriptor(spec))
-            except InvalidParameterTypeException as exc:
+            except _TYPE_ERRORS as exc:
                 hint = " (a double needs a decimal point, e.g. 20.0)" if spec.type is float else ""
                 raise ParameterError(name, f"expected {spec.ros_type}{hint}: {exc}") from None
-            except InvalidParameterValueException as exc:
+            except _VALUE_ERRORS as exc:
                 raise ParameterError(name, f"expected {spec.constraints}: {exc}") from None
         return NodeParams.from_mapping({name: self.get_parameter(name).value for name in PARAMETERS})
 

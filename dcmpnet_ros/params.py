@@ -124,8 +124,8 @@ def _specs() -> dict[str, ParamSpec]:
     qos = "QoS preset: sensor_data (best effort), default / reliable (reliable), best_effort, system_default"
     table = [
         ParamSpec("weights", "", str, "Checkpoint file; empty uses the bundled default weights."),
-        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel prior (no weights needed).",
-                  choices=("dcmpnet", "dcp")),
+        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel "
+                  "prior (no weights needed).", choices=("dcmpnet", "dcp")),
         ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
         ParamSpec("precision", "fp32", str, "Inference precision; fp16/bf16 halve memory and speed up GPUs.",
                   choices=("fp32", "fp16", "bf16")),

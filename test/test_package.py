@@ -19,6 +19,7 @@ ROSDEP_KEYS = {
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
     "launch_testing": "launch_testing", "launch_testing_ros": "launch_testing_ros", "pytest": "python3-pytest",
     "rcl_interfaces": "rcl_interfaces", "ament_index_python": "ament_index_python", "rosgraph_msgs": "rosgraph_msgs",
+    "lifecycle_msgs": "lifecycle_msgs",
 }
 # Python import name -> pip distribution (documented pip dependencies, not in rosdep).
 PIP_DISTS = {

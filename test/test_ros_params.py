@@ -23,7 +23,8 @@ EXPECTED_DEFAULTS = {
     "weights": "", "backend": "dcmpnet", "device": "auto", "precision": "fp32", "mode": "auto", "warmup_width": 0,
     "warmup_height": 0, "torch_threads": 0, "max_pixels": 0,
     "inference_scale": 1.0, "publish_depth": True, "depth_scale": 0.0, "input_transport": "raw",
-    "image_transport": "", "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1, "output_qos": "default",
+    "image_transport": "", "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1,
+    "output_qos": "default",
     "output_qos_depth": 10, "lazy": False, "diagnostics_period": 1.0, "log_throttle_s": 5.0,
 }
 
