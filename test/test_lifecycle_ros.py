@@ -1,5 +1,4 @@
-"""DehazeLifecycleNode on a live ROS 2 graph: configure / activate / deactivate / cleanup, driven over the
-lifecycle services as a lifecycle manager does.
+"""DehazeLifecycleNode on a live ROS 2 graph, driven over the lifecycle services as a lifecycle manager does.
 
 Needs ROS 2 (rclpy, lifecycle_msgs); skipped otherwise, e.g. in CI. The node runs the dark-channel-prior backend
 (no weights needed) and talks to a probe node over the middleware.
