@@ -206,3 +206,23 @@ def test_depth_mode_line_says_relative_is_not_metres():
     assert "RELATIVE" in depth_mode_line(NodeParams()) and "NOT metres" in depth_mode_line(NodeParams())
     assert "depth_scale 80" in depth_mode_line(NodeParams(depth_scale=80.0))
     assert depth_mode_line(NodeParams(publish_depth=False)).endswith("off (publish_depth: false)")
+
+
+def test_pipeline_bench_measures_output_rate_and_frame_age(dcp):
+    from dcmpnet_ros.pipeline_bench import _frames, engine_fps, pipeline_run
+
+    frames = _frames(48, 64, count=2)
+    assert engine_fps(dcp, frames, 0.3) > 1.0
+    run = pipeline_run(dcp, frames, rate_hz=20.0, seconds=1.0)
+    assert 5.0 < run["input_hz"] < 25.0
+    assert 0.0 < run["output_hz"] <= run["input_hz"] + 1.0
+    assert 0.0 <= run["age_median_ms"] <= run["age_p95_ms"] < 1000.0
+
+
+def test_pipeline_bench_command(capsys):
+    from dcmpnet_ros.pipeline_bench import main
+
+    assert main(["--backend", "dcp", "--size", "48x64", "--rate", "20", "--seconds", "0.5",
+                 "--torch-threads", "1"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("| torch threads | engine alone (fps) |") and rows[2].startswith("| 1 | ")
