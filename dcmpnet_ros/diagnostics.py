@@ -166,6 +166,7 @@ class NodeStats:
         self.expect_camera_info = bool(expect_camera_info)
         self.camera_info_size: tuple[int, int] | None = None    # (width, height) of the newest camera_info
         self.image_size: tuple[int, int] | None = None          # (width, height) of the newest image
+        self.depth_units = ""                           # what dehazed/depth holds, for the key/values
         self.rejected = DropCounter()
         self.failed = DropCounter()
         self.dropped_stale = 0
@@ -324,6 +325,8 @@ class NodeStats:
             ("idle (lazy, no subscribers)", "true" if self._idle else "false"),
             ("camera_info", self._camera_info_text()),
         ]
+        if self.depth_units:
+            pairs.append(("depth units", self.depth_units))
         if self.future_stamps:
             pairs.append(("frames stamped in the future", str(self.future_stamps)))
         pairs += [(f"rejected: {reason}", str(n)) for reason, n in self.rejected.counts().items()]

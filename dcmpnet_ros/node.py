@@ -130,9 +130,7 @@ class DehazeRos:
             return SetParametersResult(successful=False, reason=str(exc))
         self.params = new
         if self.pipeline is not None:
-            self.pipeline.params = new
-            self.pipeline.engine.max_pixels = new.max_pixels or None
-            self.pipeline.engine.inference_scale = new.inference_scale
+            self.pipeline.update_params(new)
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------------------- set-up

@@ -83,6 +83,15 @@ def release_accelerator_memory(device: Any) -> bool:
     return True
 
 
+def depth_units(params: NodeParams) -> str:
+    """Short form of :func:`depth_mode_line` for the diagnostics key "depth units"."""
+    if not params.publish_depth:
+        return "off"
+    if params.relative_depth:
+        return "relative, not metres (depth_scale 0)"
+    return f"relative x depth_scale {params.depth_scale:g} (metres if calibrated)"
+
+
 def depth_mode_line(params: NodeParams) -> str:
     """The start-up log line that says what ``dehazed/depth`` holds."""
     if not params.publish_depth:
@@ -111,10 +120,19 @@ class FramePipeline:
         self._clock = clock
         self.stats = NodeStats(device=str(getattr(engine, "device", "")), expect_camera_info=params.use_camera_info,
                                clock=clock)
+        self.stats.depth_units = depth_units(params)
         self._lock = threading.Lock()          # the worker and the executor thread both update the statistics
         self._slot: LatestFrameSlot = LatestFrameSlot()
         self._worker: threading.Thread | None = None
         self._last_warning: dict[str, float] = {}
+
+    def update_params(self, params: NodeParams) -> None:
+        """Run-time parameter change (max_pixels, inference_scale, depth_scale, ...)."""
+        self.params = params
+        self.engine.max_pixels = params.max_pixels or None
+        self.engine.inference_scale = params.inference_scale
+        with self._lock:
+            self.stats.depth_units = depth_units(params)
 
     # ----------------------------------------------------------------------------- lifetime
     @property

@@ -73,8 +73,10 @@ def test_plain_node_declares_typed_ranged_parameters_and_publishes(nodes):
         status = n.publisher("/diagnostics").sent[-1].status[0]
         values = {kv.key: kv.value for kv in status.values}
         assert float(values["frame age mean (ms)"]) > 0 and values["frames published"] == "1"
+        assert values["depth units"] == "relative, not metres (depth_scale 0)"
 
         assert n.set(depth_scale=20.0).successful and n.params.depth_scale == 20.0
+        assert dict(n.stats.to_key_values())["depth units"].startswith("relative x depth_scale 20")
         refused = n.set(backend="dcmpnet")
         assert not refused.successful and refused.reason.startswith("backend: read-only")
     finally:

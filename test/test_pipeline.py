@@ -202,6 +202,16 @@ def test_torch_threads_and_memory_release():
     assert release_accelerator_memory("cpu") is False
 
 
+def test_depth_units_in_diagnostics_follow_the_parameters(dcp):
+    pipe = _pipeline(dcp, Recorder())
+    assert dict(pipe.stats.to_key_values())["depth units"] == "relative, not metres (depth_scale 0)"
+    pipe.update_params(pipe.params.replace(depth_scale=80.0, inference_scale=0.5))
+    assert dict(pipe.stats.to_key_values())["depth units"] == "relative x depth_scale 80 (metres if calibrated)"
+    assert pipe.engine.inference_scale == 0.5
+    pipe.update_params(pipe.params.replace(publish_depth=False, inference_scale=1.0))
+    assert dict(pipe.stats.to_key_values())["depth units"] == "off"
+
+
 def test_depth_mode_line_says_relative_is_not_metres():
     assert "RELATIVE" in depth_mode_line(NodeParams()) and "NOT metres" in depth_mode_line(NodeParams())
     assert "depth_scale 80" in depth_mode_line(NodeParams(depth_scale=80.0))
