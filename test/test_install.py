@@ -157,3 +157,24 @@ def test_a_command_of_an_extra_names_the_extra(venv, tmp_path):
     assert re.match(r"dcmpnet demo: error: this command needs [\w-]+, which is not installed: "
                     r"pip install 'dcmpnet_ros\[bag\]'", line), line
     assert not (tmp_path / "demo").exists(), "a command that cannot run leaves no output folder"
+
+
+def test_missing_optional_module_is_one_line_and_other_import_errors_are_not_hidden(capsys):
+    import types as _types
+
+    from dcmpnet_core.cli import run
+
+    def command(missing: str) -> _types.ModuleType:
+        def handler(args):
+            raise ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+
+        def register(sub):
+            sub.add_parser("needs").set_defaults(handler=handler)
+
+        return _types.SimpleNamespace(register=register)
+
+    assert run(["needs"], extra=[command("timm.optim")]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dcmpnet needs: error: this command needs timm, which is not installed: pip install ")
+    with pytest.raises(ModuleNotFoundError):
+        run(["needs"], extra=[command("dcmpnet_core.nonexistent")])
