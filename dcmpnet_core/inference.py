@@ -56,19 +56,14 @@ import numpy as np
 import torch
 
 from .dcp import DCPParams, box_mean, dehaze_dcp
+from .depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR  # noqa: F401  (re-exported)
 from .weights import WeightsNotFoundError, default_weights_path, missing_weights_message
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 BACKENDS = ("dcmpnet", "dcp")
 MIN_SIDE = 16
 # Float input further outside [0, 1] than this is taken as a scale mistake (e.g. 0-255 floats).
 _FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
-# relative_disparity -> depth: min-max normalised disparity is floored here before inverting,
-# so the farthest pixel is at most 1 / DISPARITY_FLOOR times as far as the nearest.
-DISPARITY_FLOOR = 0.01
-# relative_depth: raw values are floored at this fraction of the maximum (the DE network is not
-# constrained to positive output, and depth 0 has no meaning in the convention).
-DEPTH_FLOOR = 1e-3
 # Guided upsampling: window radius in low-resolution pixels and ridge regularisation
 # (intensity^2 units, [0, 1] scale).
 UPSAMPLE_RADIUS = 1
@@ -97,10 +92,19 @@ class DehazeResult:
 
 @dataclass
 class _Frame:
-    image: np.ndarray            # (H,W,3) float32 in [0, 1]
+    source: np.ndarray           # (H,W,3) uint8 as given, or float32 in [0, 1] (cleaned)
     dtype: np.dtype
     nonfinite: int
     notes: list[str]
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H,W,3) float32 in [0, 1]."""
+        return _as_float01(self.source)
+
+
+def _as_float01(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -129,15 +133,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
 
 
+# Messages of allocation failures that torch raises as plain RuntimeErrors (cuBLAS / cuDNN workspaces,
+# CUDA driver errors, CPU allocator).
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
+                 "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "cudaErrorMemoryAllocation", "CUDA_ERROR_OUT_OF_MEMORY")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA out-of-memory errors and failed CPU allocations."""
+    """True for CUDA out-of-memory errors (also cuBLAS/cuDNN allocation failures) and failed CPU allocations.
+
+    Follows the exception's cause/context chain: an allocation failing inside a CUDA graph capture
+    surfaces as the capture's own error raised while handling the out-of-memory error.
+    """
     oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
                                   getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    if oom_types and isinstance(exc, oom_types):
-        return True
-    msg = str(exc)
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate memory" in msg)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError) or (oom_types and isinstance(exc, oom_types)):
+            return True
+        if isinstance(exc, RuntimeError) and any(key in str(exc) for key in _OOM_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -> np.ndarray:
@@ -147,20 +165,25 @@ def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -
     max.  ``relative_disparity`` (larger = nearer, up to unknown scale and shift): min-max
     normalised to [0, 1], floored at ``DISPARITY_FLOOR``, inverted, divided by the max; so the
     farthest pixel gets 1 and the nearest ``DISPARITY_FLOOR``.  A constant map (nothing known)
-    gives all ones.
+    gives all ones.  Non-finite values (half-precision overflow) take no part in the statistics and
+    become 1 (unknown, as far as the farthest: the project convention), not "nearest".
     """
-    d = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    d = np.asarray(raw, dtype=np.float64)
+    finite = np.isfinite(d)
+    out = np.ones(d.shape, dtype=np.float32)
+    if not finite.any():
+        return out
     if depth_kind == "relative_depth":
-        top = float(d.max()) if d.size else 0.0
-        if not top > 0:
-            return np.ones(d.shape, dtype=np.float32)
-        return (np.maximum(d, top * DEPTH_FLOOR) / top).astype(np.float32)
+        top = float(d[finite].max())
+        if top > 0:
+            out[finite] = np.maximum(d[finite], top * DEPTH_FLOOR) / top
+        return out
     if depth_kind == "relative_disparity":
-        lo, hi = float(d.min()), float(d.max())
-        if not hi - lo > 1e-12 * max(1.0, abs(hi)):
-            return np.ones(d.shape, dtype=np.float32)
-        depth = 1.0 / np.maximum((d - lo) / (hi - lo), DISPARITY_FLOOR)
-        return (depth / depth.max()).astype(np.float32)
+        lo, hi = float(d[finite].min()), float(d[finite].max())
+        if hi - lo > 1e-12 * max(1.0, abs(hi)):
+            depth = 1.0 / np.maximum((d[finite] - lo) / (hi - lo), DISPARITY_FLOOR)
+            out[finite] = depth / depth.max()
+        return out
     raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
 
 
@@ -202,7 +225,7 @@ def _validate_image(image: object, name: str) -> _Frame:
                          "smaller images are not upscaled")
     notes: list[str] = []
     if image.dtype == np.uint8:
-        return _Frame(image.astype(np.float32) / 255.0, image.dtype, 0, notes)
+        return _Frame(image, image.dtype, 0, notes)   # converted where it runs (device or CPU)
     img = image.astype(np.float32)
     finite = np.isfinite(img)
     nonfinite = 0
@@ -220,6 +243,8 @@ def _validate_image(image: object, name: str) -> _Frame:
 
 
 def _to_output(img01: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if img01.dtype == dtype:                          # already converted (on the device)
+        return img01
     if dtype == np.uint8:
         return np.round(img01 * 255.0).astype(np.uint8)
     return img01.astype(dtype)
@@ -264,6 +289,10 @@ class Dehazer:
         self.max_oom_retries = max_oom_retries
         self.dcp_params = dcp_params or DCPParams()
         self._lock = threading.Lock()
+        self._device_io = None
+        # Milliseconds of the last call spent in the network (including waiting for the device);
+        # the rest of latency_ms is host work (dcmpnet bench --engine reports its share).
+        self.last_network_ms = 0.0
         if backend == "dcp":
             if model is not None:
                 raise ValueError("backend 'dcp' uses no network; pass model=None")
@@ -276,11 +305,14 @@ class Dehazer:
             raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
                              "backend='dcp'")
         from .fastpath import InferenceRunner, prepare_for_inference
+        from .gpu_io import DeviceIO
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")
         self.model = prepare_for_inference(model, self.device, precision, mode)
         self._runner = InferenceRunner(self.model)
+        # CUDA: frames go up as uint8 from pinned memory and are converted on the device (gpu_io).
+        self._device_io = DeviceIO(self.device) if self.device.type == "cuda" else None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
@@ -321,7 +353,7 @@ class Dehazer:
         frame = _validate_image(image, "image")
         with self._lock:
             notes: list[str] = []
-            (dehazed, depth), scale = self._restore_with_retry([frame.image], notes)
+            (dehazed, depth), scale = self._restore_with_retry([frame.source], notes)
         return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3)
 
     def process_batch(self, images: Sequence[np.ndarray]) -> list[DehazeResult]:
@@ -336,7 +368,7 @@ class Dehazer:
         frames = [_validate_image(img, f"images[{i}]") for i, img in enumerate(images)]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
-            groups.setdefault(f.image.shape[:2], []).append(i)
+            groups.setdefault(f.source.shape[:2], []).append(i)
         results: list[DehazeResult | None] = [None] * len(frames)
         with self._lock:
             for idx in groups.values():
@@ -359,7 +391,7 @@ class Dehazer:
                             frame.nonfinite, tuple(frame.notes + notes))
 
     def _restore_group(self, idx: list[int], frames: list[_Frame], notes: list[str]) -> list:
-        images = [frames[i].image for i in idx]
+        images = [frames[i].source for i in idx]
         if len(images) > 1:
             try:
                 (dehazed, depth), scale = self._restore(images)
@@ -415,13 +447,21 @@ class Dehazer:
 
     def _free_memory(self) -> None:
         if self.device.type == "cuda":
+            self._runner.release()                    # CUDA graphs hold their own memory pool
             torch.cuda.empty_cache()
 
     def _restore(self, images: list[np.ndarray]) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-        """Same-size float32 [0, 1] frames -> ((N,H,W,3) dehazed in [0, 1], (N,H,W) depth), scale."""
+        """Same-size frames (uint8, or float32 in [0, 1]) -> ((N,H,W,3) dehazed, (N,H,W) depth), scale.
+
+        ``dehazed`` is float in [0, 1], or already uint8 for uint8 frames processed on the device.
+        """
+        self.last_network_ms = 0.0
         h, w = images[0].shape[:2]
         lh, lw = self._work_size(h, w)
         full = (lh, lw) == (h, w)
+        if full and self._device_io is not None and self.backend == "dcmpnet":
+            return self._restore_on_device(images), 1.0
+        images = [_as_float01(img) for img in images]
         low = images if full else [cv2.resize(img, (lw, lh), interpolation=cv2.INTER_AREA) for img in images]
         dehazed_lr, depth_lr = self._backend(low)
         if full:
@@ -443,9 +483,24 @@ class Dehazer:
             return np.stack([o.dehazed for o in outs]), np.stack([o.depth for o in outs])
         x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
         # The runner casts to the model's dtype and layout and returns float32 (dehazed, raw depth).
+        start = time.perf_counter()
         dehazed, raw_depth = self._runner(x.contiguous())
+        self.last_network_ms += (time.perf_counter() - start) * 1e3
         with torch.inference_mode():
             dehazed = ((dehazed + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
             raw_depth = raw_depth[:, 0].cpu().numpy()
         depth = np.stack([raw_to_relative_depth(r, self.depth_kind) for r in raw_depth])
         return np.ascontiguousarray(dehazed), depth
+
+    def _restore_on_device(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution frames through the network with conversion and depth normalisation on the device."""
+        x = self._device_io.upload(images)
+        start = time.perf_counter()
+        dehazed, raw_depth = self._runner(x)
+        launched = time.perf_counter()
+        out = self._device_io.download(dehazed, raw_depth[:, 0], self.depth_kind, images[0].dtype == np.uint8)
+        self.last_network_ms += (launched - start) * 1e3 + out.wait_ms
+        if out.nonfinite:
+            warnings.warn(f"{out.nonfinite} output pixel(s) of the network were NaN/Inf (precision "
+                          f"{self.precision!r} overflow?) and were set to black / far", RuntimeWarning, stacklevel=5)
+        return out.dehazed, out.depth
