@@ -168,6 +168,8 @@ def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -
     gives all ones.  Non-finite values (half-precision overflow) take no part in the statistics and
     become 1 (unknown, as far as the farthest: the project convention), not "nearest".
     """
+    if depth_kind not in ("relative_depth", "relative_disparity"):
+        raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
     d = np.asarray(raw, dtype=np.float64)
     finite = np.isfinite(d)
     out = np.ones(d.shape, dtype=np.float32)
@@ -178,13 +180,12 @@ def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -
         if top > 0:
             out[finite] = np.maximum(d[finite], top * DEPTH_FLOOR) / top
         return out
-    if depth_kind == "relative_disparity":
+    else:
         lo, hi = float(d[finite].min()), float(d[finite].max())
         if hi - lo > 1e-12 * max(1.0, abs(hi)):
             depth = 1.0 / np.maximum((d[finite] - lo) / (hi - lo), DISPARITY_FLOOR)
             out[finite] = depth / depth.max()
-        return out
-    raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+    return out
 
 
 def guided_upsample(low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray,
@@ -380,9 +381,21 @@ class Dehazer:
                     results[i] = self._result(frames[i], dehazed, depth, scale, notes, share)
         return results  # type: ignore[return-value]
 
-    def warmup(self, height: int = 256, width: int = 256) -> float:
-        """Run one grey frame so that lazy initialisation is not paid by the first real one; returns ms."""
-        return self(np.full((height, width, 3), 128, np.uint8)).latency_ms
+    def warmup(self, height: int | None = None, width: int | None = None, frames: int = 1) -> float:
+        """Run grey frames so that lazy initialisation is not paid by the first real one; returns ms of the last.
+
+        Pass the camera's frame size: ``mode="compile"`` compiles for the first size it sees, and
+        CUDA graphs are captured for a size seen twice in a row (``frames=2`` captures it here).
+        Without a size, the compiling and graph modes refuse (a 256x256 warm-up would prepare the
+        wrong size) and the others warm up at 256x256.
+        """
+        if height is None or width is None:
+            if self.model is not None and (self._runner.paths.compile or self._runner.paths.cuda_graphs):
+                raise ValueError(f"warmup() in mode {self.mode!r} needs the camera's frame size: "
+                                 "warmup(height, width)")
+            height, width = 256, 256
+        frame = np.full((height, width, 3), 128, np.uint8)
+        return [self(frame) for _ in range(max(1, frames))][-1].latency_ms
 
     # ------------------------------------------------------------------------------------ internals
     def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],

@@ -77,7 +77,7 @@ def test_bf16_on_cpu_is_close(published):
 def test_unknown_mode_and_precision_are_named(published):
     with pytest.raises(ValueError, match="unknown inference mode 'turbo'"):
         prepare_for_inference(published, "cpu", "fp32", "turbo")
-    with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16, got 'int4'"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, tf32, fp16, bf16, got .int4."):
         prepare_for_inference(published, "cpu", "int4", "fast")
     with pytest.raises(ValueError, match="cuda_graphs' needs a CUDA device"):
         fast_paths_for("cuda_graphs", "cpu")

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="paper", help="model variant name (default: %(default)s)")
     p.add_argument("--weights", default=None, help="checkpoint to benchmark instead of random weights")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16"],
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "tf32", "fp16", "bf16"],
                    help="precisions to time besides the reference (default: fp32)")
     p.add_argument("--modes", nargs="+", default=None,
                    help="inference modes (default: eager fast; add compile, cuda_graphs on GPU)")
