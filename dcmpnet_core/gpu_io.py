@@ -60,7 +60,8 @@ class DeviceIO:
         for k, img in enumerate(images):
             np.copyto(view[k], img, casting="same_kind")
         x = staging.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        return x * (2.0 / 255.0) - 1.0 if dtype == torch.uint8 else x * 2.0 - 1.0
+        # The same arithmetic as the CPU path (/255, then *2-1), so both give the same network input bits.
+        return (x / 255.0 if dtype == torch.uint8 else x) * 2.0 - 1.0
 
     def download(self, dehazed: torch.Tensor, raw_depth: torch.Tensor, depth_kind: str,
                  as_uint8: bool) -> DeviceOutput:
