@@ -31,9 +31,12 @@ from .depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR
 
 @dataclass
 class DeviceOutput:
-    """``dehazed`` (N,H,W,3) uint8 or float32 in [0, 1]; ``depth`` (N,H,W) float32 in (0, 1];
+    """Host results of one batch.
+
+    ``dehazed`` (N,H,W,3) uint8 or float32 in [0, 1]; ``depth`` (N,H,W) float32 in (0, 1];
     ``nonfinite``: output pixels (dehazed or depth) that were NaN/Inf; ``wait_ms``: time spent
-    waiting for the device (network and copies) in :meth:`DeviceIO.download`."""
+    waiting for the device (network and copies) in :meth:`DeviceIO.download`.
+    """
 
     dehazed: np.ndarray
     depth: np.ndarray

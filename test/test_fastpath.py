@@ -1,6 +1,8 @@
 """Every inference fast path computes the same function as the plain eager float32 forward."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from upstream_rule import upstream_state_dict
 from dcmpnet_core import DCMPNet
 from dcmpnet_core.bench import as_published, format_table, run_benchmark
 from dcmpnet_core.fastpath import FastPaths, InferenceRunner, fast_paths_for, fold_batchnorm, prepare_for_inference
+
 
 @pytest.fixture(scope="module")
 def published():
@@ -109,5 +112,8 @@ def test_engine_benchmark_reference_row_and_reduced_resolution():
     assert rows[0].mode == "engine eager fp32 full-res (reference)" and rows[0].speedup == 1.0
     assert rows[1].mode == "engine auto fp32 max_pixels=768"
     assert rows[1].median_ms > 0 and 10 < rows[1].psnr_db < float("inf")     # approximate, not exact
+    assert all(0 < r.host_ms < r.median_ms for r in rows)                    # time outside the network
+    assert "host ms" in format_table(rows)
+    assert "host ms" not in format_table([dataclasses.replace(rows[0], host_ms=float("nan"))])
     exact = run_engine_benchmark(DCMPNet("tiny"), 48, 64, "cpu", modes=["auto"], repeat=1)
     assert exact[1].max_abs_diff <= 1 / 255 + 1e-6                               # exact up to uint8 rounding
