@@ -257,7 +257,7 @@ class Dehazer:
 
     ``model``: a :class:`~dcmpnet_core.model.DCMPNet` (required for ``backend="dcmpnet"``, must
     be None for ``"dcp"``).  ``device``: "auto" | "cpu" | "cuda" | "cuda:N" (the dcp backend
-    always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "fp16" |
+    always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "tf32" | "fp16" |
     "bf16".  ``max_pixels``: run the backend on at most this many pixels per frame (>= 256).
     ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
     selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`, which works on a
@@ -473,6 +473,8 @@ class Dehazer:
         lh, lw = self._work_size(h, w)
         full = (lh, lw) == (h, w)
         if full and self._device_io is not None and self.backend == "dcmpnet":
+            if len({img.dtype for img in images}) > 1:  # a size group mixing uint8 and float frames
+                images = [_as_float01(img) for img in images]
             return self._restore_on_device(images), 1.0
         images = [_as_float01(img) for img in images]
         low = images if full else [cv2.resize(img, (lw, lh), interpolation=cv2.INTER_AREA) for img in images]
