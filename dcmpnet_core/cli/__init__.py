@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import bench, convert, export, infer, quality, synth, train, variants
+from . import bench, convert, export, infer, promote, quality, synth, train, variants
 from . import eval as evaluate
 
-CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate, quality]
+CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate, quality, promote]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
