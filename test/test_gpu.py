@@ -86,15 +86,20 @@ def test_fp32_is_exact_on_gpu_and_tf32_is_close(published):
 
 
 # --------------------------------------------------------------------------- 4: compile
-def test_compile_falls_back_or_matches(published):
-    """On a build without Triton the compiled path must warn once and then run the eager one."""
-    runner = InferenceRunner(prepare_for_inference(published, "cuda", "fp32", "compile"))
+def test_compile_falls_back_or_matches():
+    """On a build without Triton the compiled path must warn once and then run the eager one.
+
+    The tiny variant keeps inductor's compile time within the check script's budget.
+    """
+    torch.manual_seed(0)
+    model = DCMPNet("tiny").eval()
+    runner = InferenceRunner(prepare_for_inference(model, "cuda", "fp32", "compile"))
     x = rand(5, 32, 48)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = runner(x)
         runner(rand(6, 48, 32))                       # another size: eager, no recompile
-    ref = cpu_reference(published, x)
+    ref = cpu_reference(model, x)
     torch.testing.assert_close(got[0].cpu(), ref[0], atol=1e-3, rtol=0)
     assert len([w for w in caught if "torch.compile failed" in str(w.message)]) <= 1
 
