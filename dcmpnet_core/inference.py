@@ -62,19 +62,14 @@ import numpy as np
 import torch
 
 from .dcp import DCPParams, box_mean, dehaze_dcp
+from .depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR  # noqa: F401  (re-exported)
 from .weights import WeightsNotFoundError, default_weights_path, missing_weights_message
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 BACKENDS = ("dcmpnet", "dcp")
 MIN_SIDE = 16
 # Float input further outside [0, 1] than this is taken as a scale mistake (e.g. 0-255 floats).
 _FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
-# relative_disparity -> depth: min-max normalised disparity is floored here before inverting,
-# so the farthest pixel is at most 1 / DISPARITY_FLOOR times as far as the nearest.
-DISPARITY_FLOOR = 0.01
-# relative_depth: raw values are floored at this fraction of the maximum (the DE network is not
-# constrained to positive output, and depth 0 has no meaning in the convention).
-DEPTH_FLOOR = 1e-3
 # Guided upsampling: window radius in low-resolution pixels and ridge regularisation
 # (intensity^2 units, [0, 1] scale).
 UPSAMPLE_RADIUS = 1
@@ -112,10 +107,19 @@ class DehazeResult:
 
 @dataclass
 class _Frame:
-    image: np.ndarray            # (H,W,3) float32 in [0, 1]
+    source: np.ndarray           # (H,W,3) uint8 as given, or float32 in [0, 1] (cleaned)
     dtype: np.dtype
     nonfinite: int
     notes: list[str]
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H,W,3) float32 in [0, 1]."""
+        return _as_float01(self.source)
+
+
+def _as_float01(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -144,15 +148,29 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
 
 
+# Messages of allocation failures that torch raises as plain RuntimeErrors (cuBLAS / cuDNN workspaces,
+# CUDA driver errors, CPU allocator).
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
+                 "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "cudaErrorMemoryAllocation", "CUDA_ERROR_OUT_OF_MEMORY")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA out-of-memory errors and failed CPU allocations."""
+    """True for CUDA out-of-memory errors (also cuBLAS/cuDNN allocation failures) and failed CPU allocations.
+
+    Follows the exception's cause/context chain: an allocation failing inside a CUDA graph capture
+    surfaces as the capture's own error raised while handling the out-of-memory error.
+    """
     oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
                                   getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    if oom_types and isinstance(exc, oom_types):
-        return True
-    msg = str(exc)
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        isinstance(exc, MemoryError) or "out of memory" in msg or "can't allocate memory" in msg)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError) or (oom_types and isinstance(exc, oom_types)):
+            return True
+        if isinstance(exc, RuntimeError) and any(key in str(exc) for key in _OOM_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -> np.ndarray:
@@ -162,21 +180,27 @@ def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -
     max.  ``relative_disparity`` (larger = nearer, up to unknown scale and shift): min-max
     normalised to [0, 1], floored at ``DISPARITY_FLOOR``, inverted, divided by the max; so the
     farthest pixel gets 1 and the nearest ``DISPARITY_FLOOR``.  A constant map (nothing known)
-    gives all ones.
+    gives all ones.  Non-finite values (half-precision overflow) take no part in the statistics and
+    become 1 (unknown, as far as the farthest: the project convention), not "nearest".
     """
-    d = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if depth_kind not in ("relative_depth", "relative_disparity"):
+        raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+    d = np.asarray(raw, dtype=np.float64)
+    finite = np.isfinite(d)
+    out = np.ones(d.shape, dtype=np.float32)
+    if not finite.any():
+        return out
     if depth_kind == "relative_depth":
-        top = float(d.max()) if d.size else 0.0
-        if not top > 0:
-            return np.ones(d.shape, dtype=np.float32)
-        return (np.maximum(d, top * DEPTH_FLOOR) / top).astype(np.float32)
-    if depth_kind == "relative_disparity":
-        lo, hi = float(d.min()), float(d.max())
-        if not hi - lo > 1e-12 * max(1.0, abs(hi)):
-            return np.ones(d.shape, dtype=np.float32)
-        depth = 1.0 / np.maximum((d - lo) / (hi - lo), DISPARITY_FLOOR)
-        return (depth / depth.max()).astype(np.float32)
-    raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+        top = float(d[finite].max())
+        if top > 0:
+            out[finite] = np.maximum(d[finite], top * DEPTH_FLOOR) / top
+        return out
+    else:
+        lo, hi = float(d[finite].min()), float(d[finite].max())
+        if hi - lo > 1e-12 * max(1.0, abs(hi)):
+            depth = 1.0 / np.maximum((d[finite] - lo) / (hi - lo), DISPARITY_FLOOR)
+            out[finite] = depth / depth.max()
+    return out
 
 
 def guided_upsample(low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray,
@@ -218,25 +242,40 @@ _FLAT_INPUT = 2.0 / 255.0
 _FLAT_OUTPUT = 1e-6
 
 
-def check_output(inputs: Sequence[np.ndarray], dehazed: np.ndarray, depth: np.ndarray) -> list[OutputCheck]:
+def _collapsed(img: np.ndarray, out: np.ndarray, dep: np.ndarray) -> bool:
+    """The input varies (range > 2/255) but the dehazed image (clipped to [0, 1]) or the depth is constant.
+
+    uint8 arrays are read on the 0-255 scale, float ones on [0, 1].
+    """
+    def span(a: np.ndarray) -> float:
+        return float(np.ptp(a)) / (255.0 if a.dtype == np.uint8 else 1.0)
+
+    if span(img) <= _FLAT_INPUT:
+        return False
+    clipped = out if out.dtype == np.uint8 else np.clip(out, 0.0, 1.0)
+    scale = max(1.0, float(np.abs(dep).max()))
+    return span(clipped) < _FLAT_OUTPUT or float(np.ptp(dep)) < _FLAT_OUTPUT * scale
+
+
+def check_output(inputs: Sequence[np.ndarray], dehazed: np.ndarray, depth: np.ndarray,
+                 nonfinite: Sequence[int] | None = None) -> list[OutputCheck]:
     """Per frame: NaN/Inf in ``dehazed`` (N,h,w,3) and ``depth`` (N,h,w), and whether the output collapsed.
 
     Collapsed: the input varies (range > 2/255) but the dehazed image clipped to [0, 1], or the depth, is
     constant (range < 1e-6 of its scale) - what saturated or broken weights produce.  Non-finite values are
-    replaced by 0 in place, so the frame stays well defined.
+    replaced by 0 in place, so the frame stays well defined.  ``nonfinite``: per-frame counts already
+    taken (and the values already replaced) on the device.
     """
     checks = []
-    for img, out, dep in zip(inputs, dehazed, depth):
-        bad = int(out.size - np.count_nonzero(np.isfinite(out)) + dep.size - np.count_nonzero(np.isfinite(dep)))
-        if bad:
-            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            np.nan_to_num(dep, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        collapsed = False
-        if float(np.ptp(img)) > _FLAT_INPUT:
-            clipped = np.clip(out, 0.0, 1.0)
-            scale = max(1.0, float(np.abs(dep).max()))
-            collapsed = float(np.ptp(clipped)) < _FLAT_OUTPUT or float(np.ptp(dep)) < _FLAT_OUTPUT * scale
-        checks.append(OutputCheck(bad, collapsed))
+    for k, (img, out, dep) in enumerate(zip(inputs, dehazed, depth)):
+        if nonfinite is not None:
+            bad = int(nonfinite[k])
+        else:
+            bad = int(out.size - np.count_nonzero(np.isfinite(out)) + dep.size - np.count_nonzero(np.isfinite(dep)))
+            if bad:
+                np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+                np.nan_to_num(dep, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        checks.append(OutputCheck(bad, _collapsed(img, out, dep)))
     return checks
 
 
@@ -283,7 +322,7 @@ def _validate_image(image: object, name: str) -> _Frame:
                          "smaller images are not upscaled")
     notes: list[str] = []
     if image.dtype == np.uint8:
-        return _Frame(image.astype(np.float32) / 255.0, image.dtype, 0, notes)
+        return _Frame(image, image.dtype, 0, notes)   # converted where it runs (device or CPU)
     img = image.astype(np.float32)
     finite = np.isfinite(img)
     nonfinite = 0
@@ -301,6 +340,8 @@ def _validate_image(image: object, name: str) -> _Frame:
 
 
 def _to_output(img01: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if img01.dtype == dtype:                          # already converted (on the device)
+        return img01
     if dtype == np.uint8:
         return np.round(img01 * 255.0).astype(np.uint8)
     return img01.astype(dtype)
@@ -312,7 +353,7 @@ class Dehazer:
 
     ``model``: a :class:`~dcmpnet_core.model.DCMPNet` (required for ``backend="dcmpnet"``, must
     be None for ``"dcp"``).  ``device``: "auto" | "cpu" | "cuda" | "cuda:N" (the dcp backend
-    always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "fp16" |
+    always runs on the CPU and only checks the spelling).  ``precision``: "fp32" | "tf32" | "fp16" |
     "bf16".  ``max_pixels``: run the backend on at most this many pixels per frame (>= 256).
     ``inference_scale``: linear factor in (0, 1] for the backend resolution.  ``mode``: fast-path
     selection passed to :func:`dcmpnet_core.fastpath.prepare_for_inference`, which works on a
@@ -347,6 +388,10 @@ class Dehazer:
         self._lock = threading.Lock()
         self.output_faults = 0                 # frames whose output was non-finite or collapsed
         self._output_checks: list[OutputCheck] = []
+        self._device_io = None
+        # Milliseconds of the last call spent in the network (including waiting for the device);
+        # the rest of latency_ms is host work (dcmpnet bench --engine reports its share).
+        self.last_network_ms = 0.0
         if backend == "dcp":
             if model is not None:
                 raise ValueError("backend 'dcp' uses no network; pass model=None")
@@ -359,11 +404,14 @@ class Dehazer:
             raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
                              "backend='dcp'")
         from .fastpath import InferenceRunner, prepare_for_inference
+        from .gpu_io import DeviceIO
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")
         self.model = prepare_for_inference(model, self.device, precision, mode)
         self._runner = InferenceRunner(self.model)
+        # CUDA: frames go up as uint8 from pinned memory and are converted on the device (gpu_io).
+        self._device_io = DeviceIO(self.device) if self.device.type == "cuda" else None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device = "auto",
@@ -406,7 +454,7 @@ class Dehazer:
         with self._lock:
             self._output_checks.clear()
             notes: list[str] = []
-            (dehazed, depth), scale = self._restore_with_retry([frame.image], notes)
+            (dehazed, depth), scale = self._restore_with_retry([frame.source], notes)
         return self._result(frame, dehazed[0], depth[0], scale, notes, (time.perf_counter() - start) * 1e3)
 
     def process_batch(self, images: Sequence[np.ndarray]) -> list[DehazeResult]:
@@ -421,7 +469,7 @@ class Dehazer:
         frames = [_validate_image(img, f"images[{i}]") for i, img in enumerate(images)]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
-            groups.setdefault(f.image.shape[:2], []).append(i)
+            groups.setdefault(f.source.shape[:2], []).append(i)
         results: list[DehazeResult | None] = [None] * len(frames)
         with self._lock:
             for idx in groups.values():
@@ -434,9 +482,21 @@ class Dehazer:
                     results[i] = self._result(frames[i], dehazed, depth, scale, notes, share)
         return results  # type: ignore[return-value]
 
-    def warmup(self, height: int = 256, width: int = 256) -> float:
-        """Run one grey frame so that lazy initialisation is not paid by the first real one; returns ms."""
-        return self(np.full((height, width, 3), 128, np.uint8)).latency_ms
+    def warmup(self, height: int | None = None, width: int | None = None, frames: int = 1) -> float:
+        """Run grey frames so that lazy initialisation is not paid by the first real one; returns ms of the last.
+
+        Pass the camera's frame size: ``mode="compile"`` compiles for the first size it sees, and
+        CUDA graphs are captured for a size seen twice in a row (``frames=2`` captures it here).
+        Without a size, the compiling and graph modes refuse (a 256x256 warm-up would prepare the
+        wrong size) and the others warm up at 256x256.
+        """
+        if height is None or width is None:
+            if self.model is not None and (self._runner.paths.compile or self._runner.paths.cuda_graphs):
+                raise ValueError(f"warmup() in mode {self.mode!r} needs the camera's frame size: "
+                                 "warmup(height, width)")
+            height, width = 256, 256
+        frame = np.full((height, width, 3), 128, np.uint8)
+        return [self(frame) for _ in range(max(1, frames))][-1].latency_ms
 
     # ------------------------------------------------------------------------------------ internals
     def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],
@@ -453,7 +513,7 @@ class Dehazer:
                             frame.nonfinite, tuple(frame.notes + notes + extra), check.nonfinite, check.collapsed)
 
     def _restore_group(self, idx: list[int], frames: list[_Frame], notes: list[str]) -> list:
-        images = [frames[i].image for i in idx]
+        images = [frames[i].source for i in idx]
         if len(images) > 1:
             try:
                 (dehazed, depth), scale = self._restore(images)
@@ -509,13 +569,23 @@ class Dehazer:
 
     def _free_memory(self) -> None:
         if self.device.type == "cuda":
+            self._runner.release()                    # CUDA graphs hold their own memory pool
             torch.cuda.empty_cache()
 
     def _restore(self, images: list[np.ndarray]) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-        """Same-size float32 [0, 1] frames -> ((N,H,W,3) dehazed in [0, 1], (N,H,W) depth), scale."""
+        """Same-size frames (uint8, or float32 in [0, 1]) -> ((N,H,W,3) dehazed, (N,H,W) depth), scale.
+
+        ``dehazed`` is float in [0, 1], or already uint8 for uint8 frames processed on the device.
+        """
+        self.last_network_ms = 0.0
         h, w = images[0].shape[:2]
         lh, lw = self._work_size(h, w)
         full = (lh, lw) == (h, w)
+        if full and self._device_io is not None and self.backend == "dcmpnet":
+            if len({img.dtype for img in images}) > 1:  # a size group mixing uint8 and float frames
+                images = [_as_float01(img) for img in images]
+            return self._restore_on_device(images), 1.0
+        images = [_as_float01(img) for img in images]
         low = images if full else [cv2.resize(img, (lw, lh), interpolation=cv2.INTER_AREA) for img in images]
         dehazed_lr, depth_lr = self._backend(low)
         self._output_checks.extend(check_output(low, dehazed_lr, depth_lr))
@@ -538,9 +608,23 @@ class Dehazer:
             return np.stack([o.dehazed for o in outs]), np.stack([o.depth for o in outs])
         x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
         # The runner casts to the model's dtype and layout and returns float32 (dehazed, raw depth).
+        start = time.perf_counter()
         dehazed, raw_depth = self._runner(x.contiguous())
+        self.last_network_ms += (time.perf_counter() - start) * 1e3
         with torch.inference_mode():
             dehazed = ((dehazed + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
             raw_depth = raw_depth[:, 0].cpu().numpy()
         depth = np.stack([raw_to_relative_depth(r, self.depth_kind) for r in raw_depth])
         return np.ascontiguousarray(dehazed), depth
+
+    def _restore_on_device(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution frames through the network with conversion and depth normalisation on the device."""
+        x = self._device_io.upload(images)
+        start = time.perf_counter()
+        dehazed, raw_depth = self._runner(x)
+        launched = time.perf_counter()
+        out = self._device_io.download(dehazed, raw_depth[:, 0], self.depth_kind, images[0].dtype == np.uint8)
+        self.last_network_ms += (launched - start) * 1e3 + out.wait_ms
+        # NaN/Inf were set to black / far on the device; counted and warned once per stream like the CPU path's
+        self._output_checks.extend(check_output(images, out.dehazed, out.depth, out.nonfinite))
+        return out.dehazed, out.depth

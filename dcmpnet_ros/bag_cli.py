@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
                    help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "fp16", "bf16"],
                    help="network precision (default: %(default)s)")
     p.add_argument("--storage", default=None, choices=["sqlite3", "mcap"],
                    help="output storage (default: the input's; sqlite3 for ROS 1 input)")

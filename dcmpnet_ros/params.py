@@ -129,8 +129,9 @@ def _specs() -> dict[str, ParamSpec]:
         ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel "
                   "prior (no weights needed).", choices=("dcmpnet", "dcp")),
         ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
-        ParamSpec("precision", "fp32", str, "Inference precision; fp16/bf16 halve memory and speed up GPUs.",
-                  choices=("fp32", "fp16", "bf16")),
+        ParamSpec("precision", "fp32", str, "Inference precision: fp32 (exact), tf32 (TF32 tensor cores, CUDA), "
+                  "fp16 or bf16 (half memory, faster GPUs).",
+                  choices=("fp32", "tf32", "fp16", "bf16")),
         ParamSpec("mode", "auto", str, "Inference fast paths: auto (every exact one: folded BatchNorm, "
                   "channels_last, fused attention), eager (none), compile (adds torch.compile: slow start), "
                   "cuda_graphs (GPU, fixed frame size).", choices=("auto", "eager", "fast", "compile", "cuda_graphs")),

@@ -237,7 +237,7 @@ def test_slight_overshoot_is_clipped(dehazer):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"precision": "fp8"}, "precision must be one of ('fp32', 'fp16', 'bf16'), got 'fp8'"),
+    ({"precision": "fp8"}, "precision must be one of ('fp32', 'tf32', 'fp16', 'bf16'), got 'fp8'"),
     ({"backend": "midas"}, "backend must be one of ('dcmpnet', 'dcp'), got 'midas'"),
     ({"max_pixels": 100}, "max_pixels must be None or an integer >= 256, got 100"),
     ({"inference_scale": 1.5}, "inference_scale must be a number in (0, 1], got 1.5"),

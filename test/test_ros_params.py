@@ -60,7 +60,7 @@ def test_from_mapping_converts_and_is_frozen():
     ({"device": "gpu"}, r"^device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     ({"device": "cuda:x"}, r"^device: expected auto, cpu, cuda or cuda:N, got 'cuda:x'"),
     ({"device": 0}, r"^device: expected str, got int 0"),
-    ({"precision": "int8"}, r"^precision: expected one of: fp32, fp16, bf16, got 'int8'"),
+    ({"precision": "int8"}, r"^precision: expected one of: fp32, tf32, fp16, bf16, got 'int8'"),
     ({"max_pixels": -1}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got -1"),
     ({"max_pixels": 100}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got 100"),
     ({"max_pixels": 2_000_000_000}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got 2000000000"),

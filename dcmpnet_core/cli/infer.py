@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help="DCMPNet checkpoint (default: the bundled weights, if installed)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="default: %(default)s")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "fp16", "bf16"], help="default: %(default)s")
     p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
                    help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
