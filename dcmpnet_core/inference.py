@@ -370,19 +370,15 @@ class Dehazer:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
-                                       or max_pixels < MIN_SIDE * MIN_SIDE):
-            raise ValueError(f"max_pixels must be None or an integer >= {MIN_SIDE * MIN_SIDE}, got {max_pixels!r}")
-        if isinstance(inference_scale, bool) or not isinstance(inference_scale, (int, float)) \
-                or not 0.0 < float(inference_scale) <= 1.0:
-            raise ValueError(f"inference_scale must be a number in (0, 1], got {inference_scale!r}")
         if isinstance(max_oom_retries, bool) or not isinstance(max_oom_retries, int) or max_oom_retries < 0:
             raise ValueError(f"max_oom_retries must be a non-negative integer, got {max_oom_retries!r}")
         self.backend = backend
         self.precision = precision
         self.mode = mode
-        self.max_pixels = max_pixels
-        self.inference_scale = float(inference_scale)
+        # The resolution settings are written by two threads in the node (a run-time parameter change and
+        # this engine's out-of-memory retry): every read-modify-write of them holds this lock.
+        self._settings_lock = threading.Lock()
+        self.set_resolution(max_pixels, inference_scale)
         self.max_oom_retries = max_oom_retries
         self.dcp_params = dcp_params or DCPParams()
         self._lock = threading.Lock()
@@ -445,6 +441,18 @@ class Dehazer:
     def __repr__(self) -> str:
         return (f"Dehazer(backend={self.backend!r}, device={str(self.device)!r}, precision={self.precision!r}, "
                 f"max_pixels={self.max_pixels!r}, inference_scale={self.inference_scale!r}, mode={self.mode!r})")
+
+    def set_resolution(self, max_pixels: int | None, inference_scale: float = 1.0) -> None:
+        """Change ``max_pixels`` / ``inference_scale`` (thread-safe; takes effect from the next frame)."""
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                       or max_pixels < MIN_SIDE * MIN_SIDE):
+            raise ValueError(f"max_pixels must be None or an integer >= {MIN_SIDE * MIN_SIDE}, got {max_pixels!r}")
+        if isinstance(inference_scale, bool) or not isinstance(inference_scale, (int, float)) \
+                or not 0.0 < float(inference_scale) <= 1.0:
+            raise ValueError(f"inference_scale must be a number in (0, 1], got {inference_scale!r}")
+        with self._settings_lock:
+            self.max_pixels = max_pixels
+            self.inference_scale = float(inference_scale)
 
     # ------------------------------------------------------------------------------- public calls
     def __call__(self, image: np.ndarray) -> DehazeResult:
@@ -532,9 +540,10 @@ class Dehazer:
         return outs
 
     def _work_size(self, h: int, w: int) -> tuple[int, int]:
-        s = self.inference_scale
-        if self.max_pixels is not None and h * w * s * s > self.max_pixels:
-            s = math.sqrt(self.max_pixels / (h * w))
+        with self._settings_lock:
+            s, max_pixels = self.inference_scale, self.max_pixels
+        if max_pixels is not None and h * w * s * s > max_pixels:
+            s = math.sqrt(max_pixels / (h * w))
         if s >= 1.0:
             return h, w
         # Never below the network's minimum side, never above the input.
@@ -557,12 +566,13 @@ class Dehazer:
             # Outside the except block, so the traceback no longer pins the failed step's tensors.
             self._free_memory()
             # Halve the nominal pixel budget (not the rounded work size), so retries follow 1/2, 1/4, ...
-            budget = h * w * self.inference_scale ** 2
-            if self.max_pixels is not None:
-                budget = min(budget, self.max_pixels)
-            self.max_pixels = max(MIN_SIDE * MIN_SIDE, int(budget) // 2)
+            with self._settings_lock:
+                budget = h * w * self.inference_scale ** 2
+                if self.max_pixels is not None:
+                    budget = min(budget, self.max_pixels)
+                self.max_pixels = new_budget = max(MIN_SIDE * MIN_SIDE, int(budget) // 2)
             msg = (f"out of memory on {self.device} at a {lh}x{lw} network input; retrying with "
-                   f"max_pixels={self.max_pixels} (kept for later frames)")
+                   f"max_pixels={new_budget} (kept for later frames)")
             warnings.warn(msg, RuntimeWarning, stacklevel=4)
             notes.append(msg)
         raise AssertionError("unreachable")

@@ -129,8 +129,7 @@ class FramePipeline:
     def update_params(self, params: NodeParams) -> None:
         """Run-time parameter change (max_pixels, inference_scale, depth_scale, ...)."""
         self.params = params
-        self.engine.max_pixels = params.max_pixels or None
-        self.engine.inference_scale = params.inference_scale
+        self.engine.set_resolution(params.max_pixels or None, params.inference_scale)
         with self._lock:
             self.stats.depth_units = depth_units(params)
 

@@ -364,6 +364,28 @@ def test_oom_retries_at_lower_resolution():
     assert len(calls) == 1
 
 
+def test_resolution_changes_and_oom_retries_share_one_lock():
+    """The node's parameter callback (set_resolution) and the worker's OOM retry never interleave their writes."""
+    import threading
+
+    engine = Dehazer(make_model(), device="cpu")
+    inject_oom(engine, limit=40 * 50)
+    img = photo("astronaut", (96, 128))
+    engine._settings_lock.acquire()
+    setter = threading.Thread(target=engine.set_resolution, args=(None, 0.5))
+    setter.start()
+    setter.join(0.2)
+    assert setter.is_alive() and engine.inference_scale == 1.0     # waits for the lock
+    engine._settings_lock.release()
+    setter.join(5)
+    assert engine.inference_scale == 0.5 and engine.max_pixels is None
+    with pytest.warns(RuntimeWarning, match="retrying with max_pixels=1536"):
+        engine(img)                 # 48x64 at scale 0.5 -> 33x45 under the 2000-pixel limit
+    assert engine.max_pixels == 1536 and engine.inference_scale == 0.5
+    with pytest.raises(ValueError, match="inference_scale must be a number in"):
+        engine.set_resolution(None, 0.0)
+
+
 def test_oom_gives_up_after_max_retries():
     engine = Dehazer(make_model(), device="cpu", max_oom_retries=2)
     calls = inject_oom(engine, limit=0)
