@@ -32,6 +32,7 @@ class BenchRow:
     max_abs_diff: float
     psnr_db: float
     note: str = ""
+    host_ms: float = math.nan        # engine rows: median time per frame outside the network (pre/post-processing)
 
 
 class _DeadBranch(nn.Module):
@@ -113,19 +114,26 @@ def run_benchmark(model: DCMPNet, height: int, width: int, device: str = "cpu", 
     return rows
 
 
-def _row(label: str, times: list[float], ref_median: float, diff: float, psnr: float, batch: int) -> BenchRow:
+def _row(label: str, times: list[float], ref_median: float, diff: float, psnr: float, batch: int,
+         host_ms: float = math.nan) -> BenchRow:
     med = statistics.median(times)
     p90 = sorted(times)[min(len(times) - 1, math.ceil(0.9 * len(times)) - 1)]
-    return BenchRow(label, med, p90, 1e3 * batch / med, ref_median / med, diff, psnr)
+    return BenchRow(label, med, p90, 1e3 * batch / med, ref_median / med, diff, psnr, host_ms=host_ms)
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
+    """Fixed-width table; engine rows add the host (non-network) time per frame and its share of the latency."""
+    host = any(not math.isnan(r.host_ms) for r in rows)
     head = f"{'mode':<40} {'median ms':>10} {'p90 ms':>9} {'fps':>7} {'speed-up':>9} {'max |diff|':>11} {'PSNR dB':>8}"
+    head += f" {'host ms':>8} {'host %':>7}" if host else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         psnr = "inf" if math.isinf(r.psnr_db) else f"{r.psnr_db:.1f}"
-        lines.append(f"{r.mode:<40} {r.median_ms:>10.1f} {r.p90_ms:>9.1f} {r.fps:>7.2f} {r.speedup:>8.2f}x "
-                     f"{r.max_abs_diff:>11.2e} {psnr:>8}" + (f"  {r.note}" if r.note else ""))
+        line = (f"{r.mode:<40} {r.median_ms:>10.1f} {r.p90_ms:>9.1f} {r.fps:>7.2f} {r.speedup:>8.2f}x "
+                f"{r.max_abs_diff:>11.2e} {psnr:>8}")
+        if host:
+            line += f" {r.host_ms:>8.2f} {100 * r.host_ms / r.median_ms:>6.1f}%"
+        lines.append(line + (f"  {r.note}" if r.note else ""))
     return "\n".join(lines)
 
 
@@ -147,6 +155,8 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
     Includes everything a camera frame goes through (conversion, padding, the network, guided
     upsampling when ``max_pixels`` is set, depth normalisation).  The reference row is the engine
     in eager fp32 at full resolution; ``max_abs_diff`` and PSNR compare the dehazed uint8 images.
+    ``host_ms`` is the median time per frame outside the network and the wait for the device
+    (validation, conversion, staging, post-processing: what limits the frame rate on a GPU).
     """
     from .inference import Dehazer
 
@@ -157,9 +167,11 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
         progress("reference: engine, eager fp32, full resolution")
     ref_engine = Dehazer(model, device=dev, precision="fp32", mode="eager", bypass_below=0.0)
     ref = ref_engine(frame).dehazed.astype(np.float32) / 255
-    ref_times = _time(lambda: ref_engine(frame), warmup, repeat, sync)
+    hosts: list[float] = []
+    ref_times = _time(_host_timed(ref_engine, frame, hosts), warmup, repeat, sync)
     ref_median = statistics.median(ref_times)
-    rows = [_row("engine eager fp32 full-res (reference)", ref_times, ref_median, 0.0, math.inf, 1)]
+    rows = [_row("engine eager fp32 full-res (reference)", ref_times, ref_median, 0.0, math.inf, 1,
+                 statistics.median(hosts[-repeat:]))]
     ref_engine = None
     for precision in precisions:
         for mode in modes:
@@ -170,11 +182,20 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
                 engine = Dehazer(model, device=dev, precision=precision, mode=mode, max_pixels=max_pixels,
                                  bypass_below=0.0)
                 out = engine(frame).dehazed.astype(np.float32) / 255
-                times = _time(lambda e=engine: e(frame), warmup, repeat, sync)
+                hosts = []
+                times = _time(_host_timed(engine, frame, hosts), warmup, repeat, sync)
             except (RuntimeError, ValueError) as exc:
                 rows.append(BenchRow(label, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
                                      f"failed: {str(exc).splitlines()[0][:80]}"))
                 continue
             rows.append(_row(label, times, ref_median, float(np.abs(out - ref).max()),
-                             _psnr_unit(float(((out - ref) ** 2).mean())), 1))
+                             _psnr_unit(float(((out - ref) ** 2).mean())), 1, statistics.median(hosts[-repeat:])))
     return rows
+
+
+def _host_timed(engine, frame: np.ndarray, hosts: list[float]) -> Callable[[], None]:
+    """One engine call that appends its time outside the network (ms) to ``hosts``."""
+    def call() -> None:
+        res = engine(frame)
+        hosts.append(max(0.0, res.latency_ms - engine.last_network_ms))
+    return call

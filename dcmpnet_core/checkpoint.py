@@ -104,9 +104,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return dict(obj)
 
 
-def load_state_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
-    """``load_state_dict`` that reports every missing, unexpected and misshaped key in one error."""
+def check_state_fits(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
+    """CheckpointError listing every missing, unexpected and misshaped key of ``sd`` for ``module``.
+
+    Works on a module built on the ``meta`` device, so a checkpoint can be checked before real memory is spent.
+    """
     expected = module.state_dict()
+    not_tensors = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{what}: {len(not_tensors)} entr(y/ies) are not tensors: " + ", ".join(
+            map(str, not_tensors[:10])))
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     misshaped = [f"{k}: {tuple(sd[k].shape)} (expected {tuple(expected[k].shape)})"
@@ -117,6 +124,12 @@ def load_state_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], w
             problems.append(f"{len(items)} {name}: " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
     if problems:
         raise CheckpointError(f"{what} weights do not fit the network: " + " | ".join(problems))
+
+
+def load_state_strict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict`` that reports every missing, unexpected and misshaped key in one error."""
+    check_state_fits(module, sd, what)
+    expected = module.state_dict()
     bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(f"{what} weights contain NaN or Inf in {len(bad)} tensor(s): " + ", ".join(bad[:10]))

@@ -17,6 +17,19 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
+# Upper bounds on every size in a model config, checked before any layer (or tensor) is built, so a hostile or
+# mistyped checkpoint config fails in microseconds instead of allocating terabytes.  Each is several times the
+# largest value any variant uses (the paper's: 96 channels, 8 blocks, guide width 64).
+LIMITS = {"width": 2048, "blocks": 64, "heads": 64, "mlp_ratio": 16.0, "window_size": 64}
+
+
+def _at_most(where: str, values: Any, limit: float) -> None:
+    values = tuple(values) if isinstance(values, tuple) else (values,)
+    if any(v > limit for v in values):
+        raise ConfigError(f"{where}: values above {limit:g} are outside the sane range, got "
+                          f"{values if len(values) > 1 else values[0]}")
+
+
 def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
@@ -57,6 +70,8 @@ class DepthNetConfig:
             raise ConfigError(f"depth.widths: expected 4 positive integers, got {self.widths}")
         if int(self.growth) < 1:
             raise ConfigError(f"depth.growth: expected a positive integer, got {self.growth}")
+        _at_most("depth.widths", self.widths, LIMITS["width"])
+        _at_most("depth.growth", self.growth, LIMITS["width"])
 
     @property
     def downsampling(self) -> int:
@@ -111,6 +126,10 @@ class DehazeNetConfig:
             raise ConfigError(f"dehaze.window_size: expected an even integer >= 2, got {self.window_size}")
         if self.guide_width < 1 or self.msaam_hidden < 1:
             raise ConfigError("dehaze.guide_width and dehaze.msaam_hidden must be positive")
+        for name, limit in (("embed_dims", "width"), ("depths", "blocks"), ("num_heads", "heads"),
+                            ("mlp_ratios", "mlp_ratio"), ("window_size", "window_size"),
+                            ("guide_width", "width"), ("msaam_hidden", "width")):
+            _at_most(f"dehaze.{name}", getattr(self, name), LIMITS[limit])
 
 
 @dataclass(frozen=True)

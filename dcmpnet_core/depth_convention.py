@@ -11,6 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 CONVENTION = "relative_depth: larger = farther, depth / max(depth) per image, in (0, 1]"
+# Network output -> convention (dcmpnet_core.inference.raw_to_relative_depth, and its device twin in
+# dcmpnet_core.gpu_io): relative_disparity: min-max normalised disparity is floored here before
+# inverting, so the farthest pixel is at most 1 / DISPARITY_FLOOR times as far as the nearest.
+DISPARITY_FLOOR = 0.01
+# relative_depth: raw values are floored at this fraction of the maximum (the DE network is not
+# constrained to positive output, and depth 0 has no meaning in the convention).
+DEPTH_FLOOR = 1e-3
 
 
 def normalize_depth(depth: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -37,7 +37,9 @@ class DepthNet(nn.Module):
         x = self.ups[0](x)
         for block, up in zip(self.dec_blocks, self.ups[1:]):
             x = up(block(x))
-        return self.head(x)
+        # In fp16/bf16 inference the 1x1 head is kept in float32 (fastpath.keep_fp32_islands): depth is
+        # returned in float32 and normalised per image, so its range must not overflow.
+        return self.head(x.to(self.head.weight.dtype))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Depth aligned with the input: reflect-pad to a multiple of 16, run, crop back to (B,1,H,W)."""

@@ -15,6 +15,12 @@ below 18 (e.g. 17 for TensorRT 8.6 on JetPack 5) use the TorchScript exporter an
 size.  TensorRT 10 reads opset 18; build an engine with e.g.
 ``trtexec --onnx=model.onnx --fp16`` (fixed size) or with ``--minShapes/--optShapes/--maxShapes``
 for a dynamic model.  Weights are exported in float32; reduced precision is the runtime's choice.
+
+For an fp16 TensorRT engine, the nodes that the PyTorch fp16 path keeps in float32 (RescaleNorm's
+statistics, whose ``(x - mean)^2`` overflows fp16, the instance norms and the depth head) are
+listed in the metadata ``fp32_nodes``; :func:`trtexec_fp16_command` turns them into
+``--layerPrecisions`` / ``--layerOutputTypes`` with ``--precisionConstraints=obey`` (TensorRT
+names layers after the ONNX nodes).  Not run against TensorRT here: no GPU was available.
 """
 from __future__ import annotations
 
@@ -111,6 +117,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
             "model_config": json.dumps(model.config.to_dict()) if hasattr(model, "config") else "",
             "min_side": str(DYNAMIC_MIN_SIDE if dynamic else min(height, width)),
         }
+        meta["fp32_nodes"] = ",".join(fp32_node_names(proto))
         for k, v in meta.items():
             prop = proto.metadata_props.add()
             prop.key, prop.value = k, v
@@ -122,6 +129,36 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
     if verify:
         diffs = _compare(whole, out, sample)
     return ExportReport(out, opset, exporter, tuple(shape) if not dynamic else ("B", 3, "H", "W"), *diffs)
+
+
+def fp32_node_names(proto) -> list[str]:
+    """ONNX nodes to keep in float32 in a half-precision engine: RescaleNorm, instance norms, the depth head.
+
+    Found by module scope: the dynamo exporter records it in each node's metadata
+    (``pkg.torch.onnx.name_scopes``), the TorchScript exporter in the node name (``/a/b/Op``).
+    """
+    names = []
+    for node in proto.graph.node:
+        meta = {m.key: m.value for m in node.metadata_props}
+        scope = meta.get("pkg.torch.onnx.name_scopes", "") + meta.get("pkg.torch.onnx.class_hierarchy", "")
+        scope += node.name.replace("/", ".")
+        if (node.op_type == "InstanceNormalization" or "RescaleNorm" in scope or ".norm." in scope
+                or "depth_net.head" in scope):
+            names.append(node.name)
+    return names
+
+
+def trtexec_fp16_command(onnx_path: str | os.PathLike) -> str:
+    """A ``trtexec`` command line for an fp16 engine that keeps :func:`fp32_node_names` in float32."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    nodes = next((p.value for p in proto.metadata_props if p.key == "fp32_nodes"), "")
+    base = f"trtexec --onnx={os.fspath(onnx_path)} --fp16 --saveEngine={Path(onnx_path).with_suffix('.engine')}"
+    if not nodes:
+        return base
+    spec = ",".join(f"{name}:fp32" for name in nodes.split(","))
+    return f"{base} --precisionConstraints=obey --layerPrecisions={spec} --layerOutputTypes={spec}"
 
 
 def _compare(whole: nn.Module, path: Path, sample: torch.Tensor) -> tuple[float | None, float | None]:

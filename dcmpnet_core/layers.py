@@ -101,10 +101,37 @@ class RescaleNorm(nn.Module):
         nn.init.constant_(self.shift_proj.bias, 0.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # The statistics are computed in the parameters' dtype: inference in fp16/bf16 keeps this module in
+        # float32 (fastpath.keep_fp32_islands), because (x - mean)^2 overflows fp16 for |x - mean| > 256.
+        io_dtype = x.dtype
+        x = x.to(self.weight.dtype)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = torch.sqrt((x - mean).pow(2).mean(dim=(1, 2, 3), keepdim=True) + self.eps)
         out = (x - mean) / std * self.weight + self.bias
-        return out, self.scale_proj(std), self.shift_proj(mean)
+        return out.to(io_dtype), self.scale_proj(std).to(io_dtype), self.shift_proj(mean).to(io_dtype)
+
+
+# Windows per attention call: CUDA kernels put the batch (windows) on a grid axis limited to 65,535
+# blocks, and older torch builds fail beyond it with "invalid configuration argument" (4K frames, or
+# a batch of 2 at 1080p).  Windows are independent, so splitting them changes no value.
+MAX_WINDOWS_PER_CALL = 32768
+
+
+def sdpa_is_efficient(head_dim: int, dtype: torch.dtype, device_type: str) -> bool:
+    """Whether ``F.scaled_dot_product_attention`` can use a fused kernel here (else the manual path is used).
+
+    On CUDA the fused half-precision kernels need a head dimension that is a multiple of 8; with
+    the paper model's head dimension 12, fp16/bf16 SDPA would fall back to its math kernel, which
+    materialises every score matrix (about 1 GB at 1080p) and is slower than the manual path.
+    """
+    if device_type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+        return head_dim % 8 == 0
+    return True
+
+
+def instance_norm_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Instance norm (no affine) with float32 statistics, returned in the input's dtype."""
+    return F.instance_norm(x.float()).to(x.dtype)
 
 
 def log_relative_coords(window: int) -> torch.Tensor:
@@ -137,15 +164,25 @@ class WindowAttention(nn.Module):
 
     def forward(self, qkv: torch.Tensor) -> torch.Tensor:
         b, n, _ = qkv.shape
-        qkv = qkv.reshape(b, n, 3, self.num_heads, self.dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        head_dim = self.dim // self.num_heads
+        qkv = qkv.reshape(b, n, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         bias = self.position_bias().unsqueeze(0).to(q.dtype)
-        if self.use_sdpa:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        fused = self.use_sdpa and sdpa_is_efficient(head_dim, q.dtype, q.device.type)
+        if b <= MAX_WINDOWS_PER_CALL:
+            out = self._attend(q, k, v, bias, fused)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            out = torch.softmax(attn + bias, dim=-1) @ v
+            out = torch.cat([self._attend(q[i:i + MAX_WINDOWS_PER_CALL], k[i:i + MAX_WINDOWS_PER_CALL],
+                                          v[i:i + MAX_WINDOWS_PER_CALL], bias, fused)
+                             for i in range(0, b, MAX_WINDOWS_PER_CALL)])
         return out.transpose(1, 2).reshape(b, n, self.dim)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                fused: bool) -> torch.Tensor:
+        if fused:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        return torch.softmax(attn + bias, dim=-1) @ v
 
 
 class ConvAttentionMixer(nn.Module):
@@ -287,8 +324,8 @@ class MultiScaleAggregation(nn.Module):
         ], dim=1)
         if self.unused_branch is not None:
             self.unused_branch(fused)
-        half = F.relu(F.instance_norm(self.to_half(fused)))
-        quarter = F.relu(F.instance_norm(self.to_quarter(fused)))
+        half = F.relu(instance_norm_fp32(self.to_half(fused)))
+        quarter = F.relu(instance_norm_fp32(self.to_quarter(fused)))
         return half, quarter
 
 

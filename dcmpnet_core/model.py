@@ -7,8 +7,15 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from .checkpoint import DEPTH_KINDS, build_checkpoint, load_state_strict, read_checkpoint, safe_torch_load
-from .config import ModelConfig, model_config_from
+from .checkpoint import (
+    DEPTH_KINDS,
+    build_checkpoint,
+    check_state_fits,
+    load_state_strict,
+    read_checkpoint,
+    safe_torch_load,
+)
+from .config import ConfigError, ModelConfig, model_config_from
 from .dehaze_net import DehazeNet
 from .depth_net import DepthNet
 from .fileio import atomic_torch_save
@@ -78,7 +85,15 @@ class DCMPNet(nn.Module):
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "DCMPNet":
         """Load a project checkpoint (``torch.load(weights_only=True)``); returns the model in eval mode."""
         ckpt = read_checkpoint(path, map_location)
-        model = cls(ckpt["config"], depth_kind=ckpt["depth_kind"])
+        try:
+            config = model_config_from(ckpt["config"])  # sizes outside config.LIMITS fail here, before any layer
+        except ConfigError as exc:
+            raise ConfigError(f"{os.fspath(path)!r}: invalid model config: {exc}") from None
+        with torch.device("meta"):                       # shapes only: no memory until the tensors fit
+            skeleton = cls(config, depth_kind=ckpt["depth_kind"])
+        check_state_fits(skeleton.dehaze_net, ckpt["dehaze_net"], f"{os.fspath(path)!r}: dehazing-network")
+        check_state_fits(skeleton.depth_net, ckpt["depth_net"], f"{os.fspath(path)!r}: DE-network")
+        model = cls(config, depth_kind=ckpt["depth_kind"])
         model.checkpoint_meta = dict(ckpt.get("meta") or {})
         load_state_strict(model.dehaze_net, ckpt["dehaze_net"], f"{os.fspath(path)!r}: dehazing-network")
         load_state_strict(model.depth_net, ckpt["depth_net"], f"{os.fspath(path)!r}: DE-network")

@@ -31,12 +31,13 @@ from torch import nn
 
 from .layers import pad_to_multiple
 from .losses import ContrastiveLoss, masked_l1, perceiver, resize_weights
+from .metrics import ssim
 from .model import DCMPNet
 from .train_config import LossConfig
 
 TERM_NAMES = ("loss_dehaze", "loss_depth", "l_dehaze", "l_dehaze_weighted", "l_depth_to_dehaze", "l_contrastive",
-              "l_guidance", "l_depth", "l_depth_weighted", "perceiver_mean_dehaze", "perceiver_mean_depth",
-              "perceiver_max_dehaze", "perceiver_max_depth", "depth_valid_fraction")
+              "l_guidance", "l_ssim", "l_depth", "l_depth_weighted", "l_depth_clear", "perceiver_mean_dehaze",
+              "perceiver_mean_depth", "perceiver_max_dehaze", "perceiver_max_depth", "depth_valid_fraction")
 
 
 @contextlib.contextmanager
@@ -169,6 +170,10 @@ class TrainingTask:
         loss_dehaze = cfg.dehaze_l1 * l_dehaze + cfg.dehaze_weighted * l_dehaze_weighted \
             + cfg.depth_to_dehaze * l_depth
         zero = u_star32.new_zeros(())
+        l_ssim = zero
+        if cfg.dehaze_ssim > 0:
+            l_ssim = 1 - ssim(u_star32.clamp(0, 1), clear32, full_res=True).mean()
+            loss_dehaze = loss_dehaze + cfg.dehaze_ssim * l_ssim
         l_contrastive = zero
         if self.contrastive is not None:
             l_contrastive = self.contrastive(u_star, clear, hazy).float()
@@ -181,7 +186,7 @@ class TrainingTask:
         return {
             "loss_dehaze": loss_dehaze, "loss_depth": loss_depth,
             "l_dehaze": l_dehaze, "l_dehaze_weighted": l_dehaze_weighted, "l_depth_to_dehaze": l_depth,
-            "l_contrastive": l_contrastive, "l_guidance": l_guidance,
+            "l_contrastive": l_contrastive, "l_guidance": l_guidance, "l_ssim": l_ssim,
             "l_depth": l_depth, "l_depth_weighted": l_depth_weighted, "l_depth_clear": l_depth_clear,
             "perceiver_mean_dehaze": a_er.mean(), "perceiver_mean_depth": a_dr.mean(),
             "perceiver_max_dehaze": a_er.max(), "perceiver_max_depth": a_dr.max(),

@@ -50,7 +50,8 @@ class LossConfig:
     """Weights and switches of the two losses.
 
     Dehazing network: ``dehaze_l1 * L1(u*, u) + dehaze_weighted * L1_A(e,r)(u*, u)
-    + depth_to_dehaze * L1(M(u*), M(u)) + contrastive * CR + guidance * guide consistency``.
+    + depth_to_dehaze * L1(M(u*), M(u)) + contrastive * CR + guidance * guide consistency
+    + dehaze_ssim * (1 - SSIM(u*, u))``.
     DE network: ``depth_l1 * L1(M(u*), M(u)) + depth_weighted * L1_A(d,r)(M(u*), M(u))
     + depth_clear * L1(DE(u), M(u))``.
     The contrastive term is on only when ``vgg19_weights`` names a torchvision VGG19 state-dict
@@ -58,7 +59,9 @@ class LossConfig:
     ``depth_clear`` (0 in the paper recipe) also fits the DE network on the clear image itself: the
     original training took M(u) from a depth network pre-trained on clear images (RA-Depth), which
     this project does not have; without it the DE network only ever sees dehazed outputs and learns
-    their residual-haze cues, which do not carry over to clean frames.
+    their residual-haze cues, which do not carry over to clean frames.  ``dehaze_ssim`` (0 in the
+    paper recipes) adds a structural term, SSIM as :func:`dcmpnet_core.metrics.ssim` computes it at
+    full resolution: L1 alone lets a small network trade local contrast for mean colour.
     """
 
     dehaze_l1: float = 1.0
@@ -70,11 +73,12 @@ class LossConfig:
     depth_l1: float = 1.0
     depth_weighted: float = 1.0
     depth_clear: float = 0.0
+    dehaze_ssim: float = 0.0
     perceiver: PerceiverConfig = field(default_factory=PerceiverConfig)
 
     def __post_init__(self) -> None:
         for name in ("dehaze_l1", "dehaze_weighted", "depth_to_dehaze", "contrastive", "guidance", "depth_l1",
-                     "depth_weighted", "depth_clear"):
+                     "depth_weighted", "depth_clear", "dehaze_ssim"):
             _require(getattr(self, name) >= 0, f"loss.{name}: weights must be >= 0, got {getattr(self, name)}")
 
     @property
@@ -200,7 +204,11 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A whole training run; ``init_from`` optionally starts from a project checkpoint's weights."""
+    """A whole training run.
+
+    ``init_from`` optionally starts from a project checkpoint's weights; ``default`` names the
+    bundled default weights (each round of the default-weights campaign starts there).
+    """
 
     model: ModelConfig = field(default_factory=lambda: model_config_from("paper"))
     data: DataConfig = field(default_factory=DataConfig)

@@ -45,6 +45,7 @@ from .model import DCMPNet
 from .task import TrainingTask
 from .train_config import TrainConfig, dump_train_config
 from .visualize import depth_to_color
+from .weights import default_weights_path, missing_weights_message
 
 STATE_FORMAT = "dcmpnet_ros.train_state"
 STATE_VERSION = 1
@@ -310,6 +311,11 @@ class Trainer:
         return train_set, val_set
 
     def _init_weights(self, path: str) -> None:
+        if path == "default":               # the bundled default weights: each campaign round starts there
+            found = default_weights_path()
+            if found is None:
+                raise TrainError(f"init_from: default: {missing_weights_message(dcp_hint=False)}")
+            path = str(found)
         ckpt = read_checkpoint(path)
         load_state_strict(self.model.dehaze_net, ckpt["dehaze_net"], f"init_from {path!r}: dehazing-network")
         load_state_strict(self.model.depth_net, ckpt["depth_net"], f"init_from {path!r}: DE-network")

@@ -42,14 +42,20 @@ def depth_to_color(depth: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def _label(panel: np.ndarray, text: str) -> None:
+def draw_label(panel: np.ndarray, text: str) -> None:
+    """Write ``text`` in the top-left corner of ``panel`` (uint8 RGB, in place): white on a dark outline.
+
+    The outline is the same text, same thickness, shifted one pixel in eight directions: OpenCV's Hershey fonts
+    advance each glyph by the line thickness, so a thicker outline stroke would run wider than the text on top
+    of it and smear the label.
+    """
     h, w = panel.shape[:2]
     scale = max(0.3, min(h, w) / 400.0)
     thick = max(1, int(round(scale * 2)))
-    org = (max(2, int(6 * scale)), max(10, int(22 * scale)))
-    # Dark outline under light text, so the label reads on bright and dark images alike.
-    cv2.putText(panel, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(panel, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    x, y = max(2, int(6 * scale)), max(10, int(22 * scale))
+    for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+        cv2.putText(panel, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(panel, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
 def side_by_side(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, labels: bool = True) -> np.ndarray:
@@ -65,5 +71,5 @@ def side_by_side(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, label
         raise ValueError(f"hazy, dehazed and depth must share H and W, got {a.shape}, {b.shape} and {c.shape[:2]}")
     if labels:
         for panel, text in ((a, "hazy"), (b, "dehazed"), (c, "depth (near=bright)")):
-            _label(panel, text)
+            draw_label(panel, text)
     return np.concatenate([a, b, c], axis=1)

@@ -82,11 +82,16 @@ SKIP_REASONS = {
     "decoder_error": "the image decoder failed in an unexpected way",
     "too_small": f"the image is smaller than {MIN_SIDE} px on a side (the network's minimum)",
     "inference_error": "the dehazing engine raised an error on this frame",
+    "unreadable": "the bag's storage could not be read there (a corrupt chunk or page); its messages are lost",
 }
 
 
 class BagError(ValueError):
     """A replay that cannot start: bad paths, an existing output, unknown topics; the message says what to do."""
+
+
+class BagWriteError(RuntimeError):
+    """Writing the output failed (disk full, read-only, removed folder); the partial output has been removed."""
 
 
 class OutputTopics(NamedTuple):
@@ -156,6 +161,8 @@ class TopicReport:
     camera_info_out: int = 0
     skipped: DropCounter = field(default_factory=DropCounter)
     examples: dict[str, str] = field(default_factory=dict)   # first message per skip reason
+    faulty_output: int = 0           # frames written whose network output was NaN/Inf (zeroed) or constant
+    faulty_example: str = ""
 
     def skip(self, reason: str, detail: str) -> None:
         self.skipped.add(reason)
@@ -180,6 +187,7 @@ class ReplaySummary:
     read_decode_s: float = 0.0
     encode_write_s: float = 0.0
     hook_s: float = 0.0               # time in the caller's on_frame hook (previews etc.), not replay overhead
+    storage_errors: list[str] = field(default_factory=list)   # unreadable stretches of the input, skipped
 
     @property
     def frames_in(self) -> int:
@@ -221,6 +229,9 @@ class ReplaySummary:
             lines.append("      -> " + ", ".join(outs))
             for reason, text in t.examples.items():
                 lines.append(f"      first {reason}: {text[:200]}")
+            if t.faulty_output:
+                lines.append(f"      WARNING: {t.faulty_output} frame(s) with faulty network output: "
+                             f"{t.faulty_example}")
         if self.camera_info_skipped.total:
             lines.append("  camera_info messages skipped: " + ", ".join(
                 f"{r} {n}" for r, n in self.camera_info_skipped.counts().items()))
@@ -228,6 +239,8 @@ class ReplaySummary:
             lines.append(f"  copied unchanged: {len(self.copied)} topics, {sum(self.copied.values())} messages")
         for topic, why in self.not_copied.items():
             lines.append(f"  NOT copied: {topic} ({why[:200]})")
+        for err in self.storage_errors:
+            lines.append(f"  input storage error, skipped: {err[:300]}")
         fps = self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
         infer_pct = 100.0 * self.inference_s / self.wall_s if self.wall_s > 0 else 0.0
         lines.append(f"frames: {self.frames_in} in, {self.frames_out} out, {self.skipped} skipped")
@@ -352,9 +365,10 @@ class _WriterStage(_Stage):
     order until :data:`_CLOSE` (close the bag) or :data:`_ABORT` / ``stop`` (abort it, jobs left undone).
     """
 
-    def __init__(self, writer: Any, setup: Callable[[Any], Any], maxsize: int) -> None:
+    def __init__(self, writer: Any, setup: Callable[[Any], Any], maxsize: int, where: str = "the output") -> None:
         super().__init__("dcmpnet-bag-writer")
         self.writer = writer
+        self.where = where
         self.setup = setup
         self.setup_result: Any = None
         self.ready = threading.Event()
@@ -393,7 +407,14 @@ class _WriterStage(_Stage):
                 return
             except queue.Full:
                 if not self.is_alive():
-                    raise RuntimeError("the bag writer stopped") from self.error
+                    raise self._failure() from self.error
+
+    def _failure(self) -> BagWriteError:
+        err = self.error
+        cause = f"{type(err).__name__}: {err}" if err is not None else "the writer stopped"
+        if isinstance(err, OSError) and err.strerror:
+            cause = f"{err.strerror}" + (f" ({err.filename})" if err.filename else "")
+        return BagWriteError(f"cannot write {self.where}: {cause}")
 
     def finish(self, ok: bool) -> None:
         """Close (``ok``) or abort the bag and wait for the thread; raises the writer's error when closing."""
@@ -403,10 +424,8 @@ class _WriterStage(_Stage):
             with contextlib.suppress(RuntimeError):
                 self.put(_CLOSE if ok else _ABORT)
             self.join()
-        if ok and self.error is not None:
-            raise self.error
-        if ok and not self.closed:
-            raise RuntimeError("the bag writer stopped before closing the output")
+        if ok and (self.error is not None or not self.closed):
+            raise self._failure() from self.error
 
 
 _CLOSE = object()
@@ -465,11 +484,26 @@ class BagReplay:
 
         Lets a caller fail fast, before loading a model; returns the (empty) per-topic reports of the plan.
         """
-        from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
 
-        with AnyReader([self.input_path], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        with self._open_input(get_typestore(Stores.ROS2_HUMBLE)) as reader:
             return [p["report"] for p in self._plan(reader).values()]
+
+    @contextlib.contextmanager
+    def _open_input(self, typestore: Any) -> Iterator[Any]:
+        """The opened AnyReader; BagError naming the input and the cause when its storage cannot be read."""
+        from rosbags.highlevel import AnyReader
+
+        reader = AnyReader([self.input_path], default_typestore=typestore)
+        try:
+            reader.open()
+        except Exception as exc:   # noqa: BLE001 - AnyReaderError, sqlite3 / OS errors: all "cannot read INPUT"
+            raise BagError(f"INPUT: cannot read {self.input_path}: {exc}") from None
+        try:
+            yield reader
+        finally:
+            with contextlib.suppress(Exception):
+                reader.close()
 
     def interrupt(self) -> None:
         """Ask a running replay to stop (thread- and signal-safe).
@@ -511,7 +545,6 @@ class BagReplay:
             shutil.rmtree(work, ignore_errors=True)
 
     def _run(self, built: Path, out_storage: str) -> ReplaySummary:
-        from rosbags.highlevel import AnyReader
         from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
@@ -527,7 +560,7 @@ class BagReplay:
         writer = Writer(built, version=BAG_VERSION, storage_plugin=plugin)
         if self.compression != "none":
             writer.set_compression(CompressionMode[self.compression.upper()], CompressionFormat.ZSTD)
-        with AnyReader([self.input_path], default_typestore=self.out_ts) as reader:
+        with self._open_input(self.out_ts) as reader:
             self.reader = reader
             plan = self._plan(reader)
             if self.dehazer is None:
@@ -648,7 +681,8 @@ class BagReplay:
         ci_topics = sorted({p["camera_info"] for p in plan.values() if p["camera_info"]})
         # Frames recorded before the first camera_info get the first one (intrinsics do not change in a recording).
         camera_info = {ci: self._first_camera_info(reader, topics[ci].connections) for ci in ci_topics}
-        wstage = _WriterStage(writer, lambda w: self._setup_writer(w, reader, plan), self.QUEUE_WRITES)
+        wstage = _WriterStage(writer, lambda w: self._setup_writer(w, reader, plan), self.QUEUE_WRITES,
+                              f"the output bag {self.output_path}")
         image_conn = {(c.id, id(c.owner)): name for name, p in plan.items() for c in p["conns"]}
         info_conn = {(c.id, id(c.owner)): ci for ci in ci_topics for c in topics[ci].connections}
         frames: queue.Queue = queue.Queue(maxsize=self.QUEUE_FRAMES)
@@ -656,11 +690,12 @@ class BagReplay:
         rstage: _Stage | None = None
         bar = None
         ok = False
+        self._storage_errors = summary.storage_errors
         wstage.start()
         try:
             wstage.ready.wait()
             if wstage.error is not None:
-                raise wstage.error
+                raise wstage._failure() from wstage.error
             outputs, copies = wstage.setup_result["outputs"], wstage.setup_result["copies"]
             summary.not_copied = wstage.setup_result["not_copied"]
             needed = [c for c in reader.connections if (c.id, id(c.owner)) in copies
@@ -684,6 +719,7 @@ class BagReplay:
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error
+                    self._count_unreadable(plan, summary)
                     break
                 if isinstance(item, _Copy):
                     wstage.put(partial(_write_raw, item))
@@ -717,6 +753,19 @@ class BagReplay:
             wstage.finish(ok)
             summary.encode_write_s = wstage.busy_s
 
+    @staticmethod
+    def _count_unreadable(plan: dict[str, dict[str, Any]], summary: ReplaySummary) -> None:
+        """After storage errors: the image messages the index declares but nobody could read, as skips."""
+        if not summary.storage_errors:
+            return
+        for p in plan.values():
+            report = p["report"]
+            lost = sum(c.msgcount for c in p["conns"]) - report.frames_in
+            if lost > 0:
+                report.frames_in += lost
+                report.skipped.add("unreadable", lost)
+                report.examples.setdefault("unreadable", summary.storage_errors[0])
+
     def _camera_info(self, conn: Any, raw: Any, topic: str) -> _Info:
         """Deserialise a CameraInfo and check that it can be copied (K, R, P sizes)."""
         try:
@@ -730,11 +779,52 @@ class BagReplay:
         return _Info(topic, msg, "")
 
     def _first_camera_info(self, reader: Any, conns: list) -> Any:
-        for conn, _, raw in reader.messages(connections=conns):
-            info = self._camera_info(conn, raw, "")
-            if info.msg is not None:
-                return info.msg
+        with contextlib.suppress(Exception):      # unreadable storage: the replay reports it where it reads
+            for conn, _, raw in reader.messages(connections=conns):
+                info = self._camera_info(conn, raw, "")
+                if info.msg is not None:
+                    return info.msg
         return None
+
+    def _readable(self, reader: Any, needed: list, errors: list[str]) -> Iterator[tuple[Any, int, Any]]:
+        """``reader.messages`` that skips what the storage cannot deliver and goes on after it.
+
+        On a storage error (a corrupt MCAP chunk, a damaged sqlite3 page) the error is recorded in ``errors`` and
+        reading resumes at the earliest later log time from which messages can be read again, found by bisection
+        (the readers skip whole chunks by their time range); every readable message is still delivered.
+        """
+        last = reader.start_time - 1
+        messages = reader.messages(connections=needed)
+        while messages is not None:
+            try:
+                conn, log_time, raw = next(messages)
+            except StopIteration:
+                return
+            except Exception as exc:   # noqa: BLE001 - whatever the storage layer raises
+                errors.append(f"{self.input_path}: {type(exc).__name__}: {exc} (after log time {last})")
+                messages = self._resume(reader, needed, last + 1)
+                continue
+            last = max(last, log_time)
+            yield conn, log_time, raw
+
+    @staticmethod
+    def _resume(reader: Any, needed: list, low: int) -> Iterator | None:
+        """Messages from the earliest start >= ``low`` at which reading works again; None if it never does."""
+        high, found = reader.end_time, None
+        while low <= high:
+            mid = (low + high) // 2
+            try:
+                next(reader.messages(connections=needed, start=mid))
+                ok = True
+            except StopIteration:
+                ok = True
+            except Exception:   # noqa: BLE001
+                ok = False
+            if ok:
+                found, high = mid, mid - 1
+            else:
+                low = mid + 1
+        return None if found is None else reader.messages(connections=needed, start=found)
 
     def _read(self, stage: _Stage, out: queue.Queue, reader: Any, needed: list, image_conn: dict, info_conn: dict,
               copies: dict) -> None:
@@ -750,7 +840,7 @@ class BagReplay:
 
         error: BaseException | None = None
         try:
-            for conn, log_time, raw in reader.messages(connections=needed):
+            for conn, log_time, raw in self._readable(reader, needed, self._storage_errors):
                 if stage.stop.is_set():
                     return
                 start = time.perf_counter()
@@ -799,6 +889,9 @@ class BagReplay:
             report.skip("inference_error", f"{type(exc).__name__}: {exc}")
             return
         summary.inference_s += time.perf_counter() - t_infer
+        if getattr(result, "output_faulty", False):
+            report.faulty_output += 1
+            report.faulty_example = report.faulty_example or result.warnings[-1]
         encoding = output_encoding_for(frame.decoded.source_encoding)
         depth = result.depth if self.write_depth else None
         wstage.put(partial(self._write_frame, frame, result.dehazed, depth, getattr(result, "haze_level", None),

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dcmpnet_core.cli.haze_options import add_bypass_arguments, check_bypass_arguments
+from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS
 
 EPILOG = """\
 output topics:
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
                    help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "fp16", "bf16"],
                    help="network precision (default: %(default)s)")
     p.add_argument("--storage", default=None, choices=["sqlite3", "mcap"],
                    help="output storage (default: the input's; sqlite3 for ROS 1 input)")
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT rosbag2")
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="run the network on at most N pixels per frame (downscaled, result upsampled)")
+    p.add_argument("--max-input-pixels", type=int, default=DEFAULT_MAX_INPUT_PIXELS, metavar="N",
+                   help="pixel budget: frames whose header declares more than N pixels are skipped (too_large) "
+                        "before decoding (default: %(default)s)")
     p.add_argument("--scale", type=float, default=1.0, metavar="S",
                    help="network resolution factor in (0, 1] (default: %(default)s)")
     p.add_argument("--no-depth", action="store_true", help="do not write the depth topic(s)")
@@ -63,8 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dcmpnet_core.cli import CommandError
 
-    from .bag import BagError, BagReplay, stop_on_signals
+    from .bag import BagError, BagReplay, BagWriteError, stop_on_signals
 
+    if args.max_input_pixels < 256:
+        raise CommandError(f"--max-input-pixels: expected an integer >= 256 (16x16), got {args.max_input_pixels}")
     if args.max_pixels is not None and args.max_pixels < 256:
         raise CommandError(f"--max-pixels: expected an integer >= 256 (16x16), got {args.max_pixels}")
     if not 0.0 < args.scale <= 1.0:
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         replay = BagReplay(args.input, args.output, None, image_topics=args.image_topics, storage=args.storage,
                            copy_all_topics=args.copy_all_topics, overwrite=args.overwrite,
                            write_depth=not args.no_depth, compression=args.compression,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, max_decode_pixels=args.max_input_pixels)
     except BagError as exc:
         raise CommandError(str(exc)) from exc
 
@@ -94,14 +100,33 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
             raise BagError(str(exc)) from exc
 
+    summary = None
     try:
         with stop_on_signals(replay):
             summary = replay.run(load_dehazer=load)
+            return _report(summary)
+    except KeyboardInterrupt:
+        if summary is None:
+            raise                # the output was not completed: nothing was written, exit 130
+        # Ctrl-C after the output was complete: the work is done, so it is a success.
+        print(f"dcmpnet bag: interrupted after {args.output} was complete", file=sys.stderr)
+        return 0
     except BagError as exc:
         raise CommandError(str(exc)) from exc
-    except OSError as exc:       # e.g. the disk filled up; the partial output has been removed
-        raise CommandError(f"{type(exc).__name__}: {exc} (nothing was written to {args.output})") from exc
+    except (BagWriteError, OSError) as exc:     # e.g. the disk filled up; the partial output has been removed
+        print(f"dcmpnet bag: error: {exc} (nothing was written to {args.output})", file=sys.stderr)
+        return 1
+
+
+def _report(summary) -> int:
     print(summary.format())
+    if summary.storage_errors:
+        print(f"dcmpnet bag: warning: parts of the input could not be read and were skipped: "
+              f"{summary.storage_errors[0][:300]}", file=sys.stderr)
+    faulty = sum(t.faulty_output for t in summary.topics)
+    if faulty:
+        print(f"dcmpnet bag: warning: {faulty} frame(s) had faulty network output (NaN/Inf or constant); see above",
+              file=sys.stderr)
     if summary.frames_in and not summary.frames_out:
         print(f"dcmpnet bag: error: none of the {summary.frames_in} frames could be processed (see the skip "
               "reasons above)", file=sys.stderr)

@@ -24,7 +24,10 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-DEFAULT_MAX_PIXELS = 50_000_000
+from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS, DecodeError, decode_checked
+
+#: The pixel budget: frames declaring more pixels are refused (reason ``too_large``) before they are decoded.
+DEFAULT_MAX_PIXELS = DEFAULT_MAX_INPUT_PIXELS
 
 #: Every ``MessageRejected.reason`` this module raises, with what it means.
 REJECT_REASONS = {
@@ -39,6 +42,7 @@ REJECT_REASONS = {
     "non_finite": "float image holds NaN or Inf",
     "empty_compressed": "CompressedImage.data is empty",
     "corrupt_compressed": "CompressedImage.data is neither a readable JPEG nor a readable PNG",
+    "corrupt_data": "libjpeg reported lost data (entropy-coded data cut short or damaged): the picture is partly grey",
     "truncated_compressed": "a JPEG without end-of-image marker or a PNG without IEND chunk",
     "unsupported_format": "CompressedImage.format names a codec other than JPEG/PNG (or compressedDepth)",
     "wrong_channel_count": "decoded channels disagree with the format string, or are not 1, 3 or 4",
@@ -365,7 +369,10 @@ def _decode_compressed(msg: Any, max_pixels: int) -> DecodedImage:
         raise _reject("corrupt_compressed", "CompressedImage.data", "a JPEG (FF D8 FF) or PNG signature",
                       f"first bytes {data[:8].hex(' ')}")
     _check_dims(width, height, max_pixels, "CompressedImage.data header")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = decode_checked(buf, cv2.IMREAD_UNCHANGED)
+    except DecodeError as exc:
+        raise _reject("corrupt_data", "CompressedImage.data", f"an intact {width} x {height} JPEG", str(exc)) from None
     if img is None or img.size == 0:
         raise _reject("corrupt_compressed", "CompressedImage.data", f"a decodable {width} x {height} image",
                       "OpenCV could not decode it")

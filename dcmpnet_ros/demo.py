@@ -204,15 +204,10 @@ def make_frames(count: int, height: int, width: int) -> list[DemoFrame]:
 # -------------------------------------------------------------------------------------------- demo
 def _panel_row(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """(H, 4W, 3) uint8 RGB: hazy | dehazed | depth colour map | clean photo, labelled."""
-    import cv2
-
-    from dcmpnet_core.visualize import side_by_side
+    from dcmpnet_core.visualize import draw_label, side_by_side
 
     ref = np.ascontiguousarray(clean.copy())
-    scale = max(0.3, min(ref.shape[:2]) / 400.0)
-    org = (max(2, int(6 * scale)), max(10, int(22 * scale)))
-    for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):    # outlined, readable on any background
-        cv2.putText(ref, "clean (reference)", org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
+    draw_label(ref, "clean (reference)")
     return np.concatenate([side_by_side(hazy, dehazed, depth), ref], axis=1)
 
 

@@ -1,8 +1,9 @@
 """Statistics behind the node's /diagnostics status, without ROS.
 
-:class:`NodeStats` collects what the node sees (frames in, frames out with their inference latency, frames dropped
-because a newer one replaced them, messages rejected by reason, processing failures) and turns it into a level,
-a one-line message and key/value pairs; :func:`build_diagnostic_array` wraps those in a
+:class:`NodeStats` collects what the node sees (frames in, frames out with their inference latency and their age
+at publication, frames dropped because a newer one replaced them, messages rejected by reason, processing
+failures, the camera_info size against the image size) and turns it into a level, a one-line message and
+key/value pairs; :func:`build_diagnostic_array` wraps those in a
 diagnostic_msgs/DiagnosticArray of either message kind (rclpy or rosbags).
 
 All times are seconds from an injectable monotonic clock, so tests can drive them.
@@ -141,6 +142,8 @@ class NodeStats:
       (counted from the last output, or from when input started / the node stopped being idle);
     * WARN: more than ``warn_fraction`` of the frames received in the last ``window_s`` seconds were dropped as
       stale, rejected or failed; or no input for ``no_output_error_s`` seconds (none yet, or the stream stopped);
+      or camera_info is expected (``expect_camera_info``) but none arrived within ``no_output_error_s`` seconds
+      of the first frame, or its size differs from the newest image's;
       or the smoothed haze level of the last frame is above ``haze_warn_level`` ("visibility reduced");
     * OK otherwise, and always while ``idle`` (lazy node without subscribers).
     """
@@ -148,8 +151,8 @@ class NodeStats:
     MODES = ("passthrough", "blend", "dehaze")
 
     def __init__(self, device: str = "", window_s: float = 5.0, no_output_error_s: float = 5.0,
-                 warn_fraction: float = 0.5, latency_window: int = 100, haze_warn_level: float = 0.6,
-                 clock: Clock = time.monotonic):
+                 warn_fraction: float = 0.5, latency_window: int = 100, clock: Clock = time.monotonic,
+                 expect_camera_info: bool = False, haze_warn_level: float = 0.6):
         self.device = str(device)
         self.window_s = _positive("window_s", window_s)
         self.no_output_error_s = _positive("no_output_error_s", no_output_error_s)
@@ -161,9 +164,16 @@ class NodeStats:
         self.input = RateMeter(window_s, clock)
         self.output = RateMeter(window_s, clock)
         self.latency = LatencyStats(latency_window)
+        self.frame_age = LatencyStats(latency_window)    # header stamp -> publication, ms
+        self.future_stamps = 0                          # frames stamped after their publication (clock skew)
+        self.expect_camera_info = bool(expect_camera_info)
+        self.camera_info_size: tuple[int, int] | None = None    # (width, height) of the newest camera_info
+        self.image_size: tuple[int, int] | None = None          # (width, height) of the newest image
+        self.depth_units = ""                           # what dehazed/depth holds, for the key/values
         self.rejected = DropCounter()
         self.failed = DropCounter()
         self.dropped_stale = 0
+        self.output_faults = 0                       # published frames whose network output was NaN/Inf or constant
         self._bad = RateMeter(window_s, clock)       # stale + rejected + failed, for the recent fraction
         self._idle = False
         self._active_since = self.started
@@ -184,10 +194,27 @@ class NodeStats:
             self._active_since = now         # the stream resumed: give the first frame time to come through
         self.input.tick(1, now)
 
-    def on_output(self, latency_ms: float, now: float | None = None) -> None:
-        """A result was published; ``latency_ms`` is the inference time of that frame."""
+    def on_output(self, latency_ms: float, now: float | None = None, age_ms: float | None = None) -> None:
+        """A result was published; ``latency_ms`` is the inference time of that frame.
+
+        ``age_ms``: the frame's age at publication (publication time minus the header stamp, same clock); a
+        negative age (the stamp lies ahead: clocks out of step) is counted in ``future_stamps`` instead.
+        """
         self.latency.add(latency_ms)
+        if age_ms is not None:
+            if age_ms >= 0:
+                self.frame_age.add(age_ms)
+            else:
+                self.future_stamps += 1
         self.output.tick(1, self._now(now))
+
+    def on_image_size(self, width: int, height: int) -> None:
+        """The size of the newest decoded image (to compare with camera_info)."""
+        self.image_size = (int(width), int(height))
+
+    def on_camera_info(self, width: int, height: int) -> None:
+        """A camera_info message arrived with this image size."""
+        self.camera_info_size = (int(width), int(height))
 
     def on_haze(self, level: float, smoothed: float, mode: str) -> None:
         """A frame's haze level, the stream's smoothed level and the frame's mode (one of :attr:`MODES`)."""
@@ -205,6 +232,10 @@ class NodeStats:
         """A message could not be decoded (``MessageRejected.reason``)."""
         self.rejected.add(reason)
         self._bad.tick(1, self._now(now))
+
+    def on_output_fault(self) -> None:
+        """The engine's output for a frame was non-finite or constant (``DehazeResult.output_faulty``)."""
+        self.output_faults += 1
 
     def on_failed(self, kind: str, now: float | None = None) -> None:
         """Processing a decoded frame failed (e.g. ``kind`` = exception class name)."""
@@ -244,12 +275,33 @@ class NodeStats:
         summary = f"{rate_in:.1f} Hz in, {rate_out:.1f} Hz out, inference {_fmt(self.latency.mean, 0)} ms"
         if self.haze_smoothed is not None:
             summary += f", haze level {self.haze_smoothed:.2f} ({self.mode})"
+        if len(self.frame_age):
+            summary += f", frame age {_fmt(self.frame_age.mean, 0)} ms"
+        problems = []
         if received and bad / received > self.warn_fraction:
-            return WARN, (f"{min(bad, received) * 100 // received}% of the {received} frames of the last "
-                          f"{self.window_s:g} s were not processed ({self._drop_summary()}); {summary}")
+            problems.append(f"{min(bad, received) * 100 // received}% of the {received} frames of the last "
+                            f"{self.window_s:g} s were not processed ({self._drop_summary()})")
+        camera_info = self._camera_info_problem(now)
+        if camera_info:
+            problems.append(camera_info)
+        if problems:
+            return WARN, "; ".join(problems + [summary])
         if self.haze_smoothed is not None and self.haze_smoothed > self.haze_warn_level:
             return WARN, f"visibility reduced: haze level above {self.haze_warn_level:.2f}; {summary}"
         return OK, summary
+
+    def _camera_info_problem(self, now: float) -> str:
+        if not self.expect_camera_info or self.input.first is None:
+            return ""
+        if self.camera_info_size is None:
+            waited = now - max(self.input.first, self._active_since)
+            if waited > self.no_output_error_s:
+                return f"no camera_info for {waited:.1f} s although use_camera_info is true"
+            return ""
+        if self.image_size is not None and self.image_size != self.camera_info_size:
+            return ("camera_info is {}x{} but the images are {}x{}: it belongs to another stream or resolution"
+                    .format(*self.camera_info_size, *self.image_size))
+        return ""
 
     def _drop_summary(self) -> str:
         parts = []
@@ -258,6 +310,13 @@ class NodeStats:
         parts += [f"{reason} {n}" for reason, n in self.rejected.counts().items()]
         parts += [f"failed {kind} {n}" for kind, n in self.failed.counts().items()]
         return ", ".join(parts)
+
+    def _camera_info_text(self) -> str:
+        if not self.expect_camera_info:
+            return "not used"
+        if self.camera_info_size is None:
+            return "none received"
+        return f"{_size_text(self.camera_info_size)} (images {_size_text(self.image_size)})"
 
     def level(self, now: float | None = None) -> int:
         """0 OK, 1 WARN or 2 ERROR (see the class docstring)."""
@@ -278,13 +337,18 @@ class NodeStats:
             ("inference latency mean (ms)", _fmt(self.latency.mean, 1)),
             ("inference latency p95 (ms)", _fmt(self.latency.p95, 1)),
             ("inference latency max (ms)", _fmt(self.latency.max, 1)),
+            ("frame age mean (ms)", _fmt(self.frame_age.mean, 1)),
+            ("frame age p95 (ms)", _fmt(self.frame_age.p95, 1)),
+            ("frame age max (ms)", _fmt(self.frame_age.max, 1)),
             ("frames received", str(self.input.count)),
             ("frames published", str(self.output.count)),
             ("frames dropped (stale)", str(self.dropped_stale)),
             ("frames rejected", str(self.rejected.total)),
             ("frames failed", str(self.failed.total)),
+            ("frames with faulty output (NaN/Inf or constant)", str(self.output_faults)),
             ("seconds since last output", "never" if last_out is None else _fmt(now - last_out)),
             ("idle (lazy, no subscribers)", "true" if self._idle else "false"),
+            ("camera_info", self._camera_info_text()),
             ("haze level (last frame)", _fmt(self.haze_level, 3)),
             ("haze level (smoothed)", _fmt(self.haze_smoothed, 3)),
             ("haze warn level", _fmt(self.haze_warn_level, 3)),
@@ -293,9 +357,22 @@ class NodeStats:
             ("frames blended", str(self.mode_counts["blend"])),
             ("frames dehazed", str(self.mode_counts["dehaze"])),
         ]
+        if self.depth_units:
+            pairs.append(("depth units", self.depth_units))
+        if self.future_stamps:
+            pairs.append(("frames stamped in the future", str(self.future_stamps)))
         pairs += [(f"rejected: {reason}", str(n)) for reason, n in self.rejected.counts().items()]
         pairs += [(f"failed: {kind}", str(n)) for kind, n in self.failed.counts().items()]
         return pairs
+
+
+def frame_age_ms(stamp: Any, now_ns: int) -> float:
+    """Milliseconds from a builtin_interfaces/Time ``stamp`` (either message kind) to ``now_ns`` (same clock)."""
+    return (int(now_ns) - (int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec))) / 1e6
+
+
+def _size_text(size: tuple[int, int] | None) -> str:
+    return "none" if size is None else f"{size[0]}x{size[1]}"
 
 
 def _header_class(array_cls: type) -> type:

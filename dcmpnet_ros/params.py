@@ -4,6 +4,10 @@ The node declares every entry of :data:`PARAMETERS` (with its description and co
 and builds a :class:`NodeParams` with :meth:`NodeParams.from_mapping`, which refuses unknown names, wrong types and
 out-of-range values with a :class:`ParameterError` that starts with the parameter's name. :func:`load_params_yaml`
 checks a ROS 2 parameter file (``dehaze_node: ros__parameters: ...``) the same way, without ROS.
+
+The node declares each parameter typed (bool, integer, double, string) with a range for numbers
+(:meth:`ParamSpec.descriptor_fields`, turned into an rcl_interfaces ParameterDescriptor by the node), so
+``ros2 param describe`` shows the type and rqt_reconfigure draws sliders.
 """
 from __future__ import annotations
 
@@ -13,14 +17,20 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
+
 # The engine's pass-through defaults (dcmpnet_core.haze_level; test_ros_params checks they agree), repeated here
-# because the ROS-free modules import nothing from dcmpnet_core.
+# because the ROS-free modules import only the torch-free dcmpnet_core.decoding from dcmpnet_core.
 DEFAULT_BYPASS_BELOW = 0.53
 DEFAULT_BYPASS_BAND = 0.05
+
 QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 NODE_NAME = "dehaze_node"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 MIN_MAX_PIXELS = 64 * 64
+MAX_PIXELS_LIMIT = 1_000_000_000
+#: ROS 2 parameter type names (rcl_interfaces/ParameterType) of the Python types.
+ROS_TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
 # Parameters every rclpy node has (or that QoS overrides create); from_mapping skips them instead of refusing.
 ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
@@ -40,6 +50,7 @@ class ParamSpec:
 
     ``type`` is bool, int, float or str. ``choices`` lists the allowed values; ``low``/``high`` bound numbers
     (``low_open``: the bound itself is not allowed). ``dynamic`` parameters may change while the node runs.
+    ``casefold`` strings are accepted in any case and stored in lower case.
     """
 
     name: str
@@ -51,16 +62,17 @@ class ParamSpec:
     high: float | None = None
     low_open: bool = False
     dynamic: bool = False
+    casefold: bool = False
 
     @property
     def constraints(self) -> str:
         """Human-readable allowed values (for ParameterDescriptor.additional_constraints)."""
         if self.choices:
-            return "one of: " + ", ".join(str(c) for c in self.choices)
+            return "one of: " + ", ".join(str(c) if c != "" else '""' for c in self.choices)
         if self.name == "device":
             return "auto, cpu, cuda or cuda:N"
         if self.name == "max_pixels":
-            return f"0 or >= {MIN_MAX_PIXELS}"
+            return f"0 or >= {MIN_MAX_PIXELS} and <= {MAX_PIXELS_LIMIT}"
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
@@ -81,6 +93,8 @@ class ParamSpec:
         if not ok:
             raise ParameterError(self.name, f"expected {self.type.__name__}, got {type(value).__name__} {value!r}")
         value = self.type(value)
+        if self.casefold:
+            value = value.lower()
         if self.type is float and not math.isfinite(value):
             raise ParameterError(self.name, f"expected a finite number, got {value!r}")
         if self.choices and value not in self.choices:
@@ -95,27 +109,59 @@ class ParamSpec:
             raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
         return value
 
+    @property
+    def ros_type(self) -> str:
+        """The ROS 2 parameter type name: bool, integer, double or string."""
+        return ROS_TYPE_NAMES[self.type]
+
+    def descriptor_fields(self) -> dict[str, Any]:
+        """rcl_interfaces/ParameterDescriptor fields as plain data (the node builds the message from them).
+
+        Numbers get ``range`` = (from, to), inclusive as ROS defines it (an open bound such as ``> 0`` is still
+        refused by :meth:`validate`, which the node applies to every change).
+        """
+        fields = {"name": self.name, "type": self.ros_type, "description": self.description,
+                  "additional_constraints": self.constraints, "read_only": not self.dynamic}
+        if self.type in (int, float):
+            fields["range"] = (self.type(self.low), self.type(self.high))
+        return fields
+
 
 def _specs() -> dict[str, ParamSpec]:
     qos = "QoS preset: sensor_data (best effort), default / reliable (reliable), best_effort, system_default"
     table = [
         ParamSpec("weights", "", str, "Checkpoint file; empty uses the bundled default weights."),
-        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel prior.",
-                  choices=("dcmpnet", "dcp")),
+        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel "
+                  "prior (no weights needed).", choices=("dcmpnet", "dcp")),
         ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
-        ParamSpec("precision", "fp32", str, "Inference precision; fp16/bf16 halve memory and speed up GPUs.",
-                  choices=("fp32", "fp16", "bf16")),
+        ParamSpec("precision", "fp32", str, "Inference precision: fp32 (exact), tf32 (TF32 tensor cores, CUDA), "
+                  "fp16 or bf16 (half memory, faster GPUs).",
+                  choices=("fp32", "tf32", "fp16", "bf16")),
         ParamSpec("mode", "auto", str, "Inference fast paths: auto (every exact one: folded BatchNorm, "
                   "channels_last, fused attention), eager (none), compile (adds torch.compile: slow start), "
                   "cuda_graphs (GPU, fixed frame size).", choices=("auto", "eager", "fast", "compile", "cuda_graphs")),
+        ParamSpec("warmup_width", 0, int, "Width of the frames to expect: with warmup_height > 0 too, one "
+                  "frame of that size runs through the engine at start-up (lifecycle: configure), so the first "
+                  "camera frame does not pay for lazy initialisation; 0: no warm-up.", low=0, high=16384),
+        ParamSpec("warmup_height", 0, int, "Height of the frames to expect (see warmup_width); 0: no warm-up.",
+                  low=0, high=16384),
+        ParamSpec("torch_threads", 0, int, "Threads of torch's CPU operators in this process; 0 leaves torch's "
+                  "default (one per core), which competes with the executor thread on small CPUs.", low=0,
+                  high=256),
         ParamSpec("max_pixels", 0, int, "0 runs the network at full resolution; otherwise on at most this many "
-                  "pixels and the result is upsampled to the input size.", low=0, dynamic=True),
+                  "pixels and the result is upsampled to the input size.", low=0, high=MAX_PIXELS_LIMIT,
+                  dynamic=True),
+        ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS, int, "Pixel budget: frames whose header "
+                  "declares more pixels (width * height) are dropped before decoding (reason too_large).",
+                  low=MIN_MAX_INPUT_PIXELS, high=MAX_PIXELS_LIMIT, dynamic=True),
         ParamSpec("inference_scale", 1.0, float, "Scale applied to the input before inference (0 < s <= 1); the "
                   "result is upsampled to the input size.", low=0.0, high=1.0, low_open=True, dynamic=True),
         ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1).",
                   dynamic=True),
-        ParamSpec("depth_scale", 0.0, float, "0 publishes relative depth in (0, 1] (unitless, larger = farther); "
-                  "> 0 publishes metres = relative depth * depth_scale.", low=0.0, dynamic=True),
+        ParamSpec("depth_scale", 0.0, float, "0 publishes RELATIVE depth in (0, 1] (unitless, normalised per frame, "
+                  "larger = farther; NOT metres, although 32FC1 depth is read as metres by REP 118); > 0 publishes "
+                  "relative depth * depth_scale, metres only with a scale calibrated for the camera and scene.",
+                  low=0.0, high=10000.0, dynamic=True),
         ParamSpec("bypass_below", DEFAULT_BYPASS_BELOW, float, "Haze level (0 clear .. 1 dense) below which frames "
                   "are published unchanged and the dehazing network does not run; 0 dehazes every frame.", low=0.0,
                   high=0.99, dynamic=True),
@@ -124,18 +170,22 @@ def _specs() -> dict[str, ParamSpec]:
         ParamSpec("haze_warn_level", 0.6, float, "Smoothed haze level above which /diagnostics reports WARN "
                   "(visibility reduced).", low=0.0, high=1.0, dynamic=True),
         ParamSpec("input_transport", "raw", str, "Subscribe to raw sensor_msgs/Image or to "
-                  "sensor_msgs/CompressedImage on <image>/compressed.", choices=("raw", "compressed")),
+                  "sensor_msgs/CompressedImage on image/compressed.", choices=("raw", "compressed")),
+        ParamSpec("image_transport", "", str, "image_proc's name for input_transport (raw or compressed); empty "
+                  "leaves input_transport in charge.", choices=("", "raw", "compressed")),
         ParamSpec("use_camera_info", True, bool, "Republish the input camera_info with the output stamps."),
-        ParamSpec("input_qos", "sensor_data", str, "Input " + qos + ".", choices=QOS_NAMES),
+        ParamSpec("input_qos", "sensor_data", str, "Input " + qos + " (any case).", choices=QOS_NAMES,
+                  casefold=True),
         ParamSpec("input_qos_depth", 1, int, "Input queue depth (1 keeps only the newest frame).", low=1, high=1000),
-        ParamSpec("output_qos", "default", str, "Output " + qos + ".", choices=QOS_NAMES),
+        ParamSpec("output_qos", "default", str, "Output " + qos + " (any case).", choices=QOS_NAMES,
+                  casefold=True),
         ParamSpec("output_qos_depth", 10, int, "Output queue depth (messages kept for slow subscribers).", low=1,
                   high=1000),
         ParamSpec("lazy", False, bool, "Run no inference while nothing subscribes to the outputs."),
         ParamSpec("diagnostics_period", 1.0, float, "Seconds between /diagnostics messages.", low=0.0,
                   high=3600.0, low_open=True),
         ParamSpec("log_throttle_s", 5.0, float, "Minimum seconds between repeated warnings (0: no throttling).",
-                  low=0.0, dynamic=True),
+                  low=0.0, high=3600.0, dynamic=True),
     ]
     return {spec.name: spec for spec in table}
 
@@ -153,7 +203,11 @@ class NodeParams:
     device: str = "auto"
     precision: str = "fp32"
     mode: str = "auto"
+    warmup_width: int = 0
+    warmup_height: int = 0
+    torch_threads: int = 0
     max_pixels: int = 0
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
     inference_scale: float = 1.0
     publish_depth: bool = True
     depth_scale: float = 0.0
@@ -161,6 +215,7 @@ class NodeParams:
     bypass_band: float = DEFAULT_BYPASS_BAND
     haze_warn_level: float = 0.6
     input_transport: str = "raw"
+    image_transport: str = ""
     use_camera_info: bool = True
     input_qos: str = "sensor_data"
     input_qos_depth: int = 1
@@ -173,6 +228,13 @@ class NodeParams:
     def __post_init__(self) -> None:
         for spec in PARAMETERS.values():
             object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
+        if self.image_transport:
+            # image_transport (image_proc's name) is an alias: it sets input_transport unless that says otherwise.
+            if self.input_transport != PARAMETERS["input_transport"].default and \
+                    self.input_transport != self.image_transport:
+                raise ParameterError("image_transport", f"{self.image_transport!r} contradicts input_transport "
+                                     f"{self.input_transport!r}; set only one of them")
+            object.__setattr__(self, "input_transport", self.image_transport)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> NodeParams:
@@ -199,6 +261,11 @@ class NodeParams:
         return dataclasses.asdict(self)
 
     @property
+    def warmup_shape(self) -> tuple[int, int] | None:
+        """(height, width) of the warm-up frame, or None when either size is 0."""
+        return (self.warmup_height, self.warmup_width) if self.warmup_width and self.warmup_height else None
+
+    @property
     def relative_depth(self) -> bool:
         """True when depth is published unitless in (0, 1] (``depth_scale`` == 0)."""
         return self.depth_scale == 0.0
@@ -211,6 +278,7 @@ def qos_profile_spec(name: str, depth: int, param: str = "qos") -> dict[str, Any
     ``reliable`` are reliable; ``system_default`` leaves every policy to the middleware. ``param`` names the
     parameter in errors.
     """
+    name = name.lower() if isinstance(name, str) else name
     if name not in QOS_NAMES:
         raise ParameterError(param, f"expected one of: {', '.join(QOS_NAMES)}, got {name!r}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -262,6 +330,12 @@ def params_from_yaml_text(text: str, node_name: str = NODE_NAME, source: str = "
         found = True
     if not found:
         raise ValueError(f"{source}: no '{node_name}: ros__parameters:' section (top-level keys: {list(doc)})")
+    for name, value in merged.items():
+        # The node declares doubles typed; rclpy refuses a YAML integer for them at start-up.
+        spec = PARAMETERS.get(name)
+        if spec is not None and spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+            raise ParameterError(name, f"expected a double, got the integer {value} (write {value}.0: the node "
+                                 "declares it as a double and ROS 2 refuses an integer for it)")
     return NodeParams.from_mapping(merged)
 
 
@@ -271,12 +345,25 @@ def load_params_yaml(path: str | Path, node_name: str = NODE_NAME) -> NodeParams
     return params_from_yaml_text(path.read_text(encoding="utf-8"), node_name, str(path))
 
 
+def _markdown_default(spec: ParamSpec) -> str:
+    if spec.type is str:
+        return f'"{spec.default}"'
+    return str(spec.default).lower() if spec.type is bool else str(spec.default)
+
+
 def parameters_markdown() -> str:
-    """A Markdown table of every parameter (name, type, default, allowed values, description) for the README."""
+    """The README's parameter table (name, ROS type, default, allowed values, description), from the code.
+
+    Regenerate the README's table with ``python -m dcmpnet_ros.params``; test_ros_params.py checks they agree.
+    """
     rows = ["| name | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
     for spec in PARAMETERS.values():
-        default = repr(spec.default) if spec.type is str else str(spec.default).lower() if spec.type is bool else \
-            str(spec.default)
-        rows.append(f"| `{spec.name}` | {spec.type.__name__} | `{default}` | {spec.constraints or 'any'} | "
-                    f"{spec.description} |")
+        allowed = spec.constraints or ("true, false" if spec.type is bool else "any")
+        run_time = "*run time*. " if spec.dynamic else ""
+        rows.append(f"| `{spec.name}` | {spec.ros_type} | `{_markdown_default(spec)}` | {allowed} | "
+                    f"{run_time}{spec.description} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(parameters_markdown())

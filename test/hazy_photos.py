@@ -108,17 +108,18 @@ def write_pairs_layout(root: Path, train: int, test: int, size: int) -> Path:
 
 
 def quarter_motorcycle_pairs() -> list:
-    """The held-out benchmark photo (Middlebury motorcycle) at a quarter of its size, hazed at three densities.
+    """The held-out benchmark photo (Middlebury motorcycle) at a quarter size: clear, then 3 densities.
 
-    One airlight; :class:`dcmpnet_core.data.photos.PhotoPair` items, fast enough for tests.
+    One airlight; :class:`dcmpnet_core.quality.EvalPair` items, fast enough for tests.
     """
     import cv2
 
-    from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
+    from dcmpnet_core.data.photos import motorcycle_scene
+    from dcmpnet_core.quality import depth_photo_pairs
 
     left, depth_m, _, valid = motorcycle_scene()
     size = (left.shape[1] // 4, left.shape[0] // 4)
     left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
     depth_m = cv2.resize(depth_m, size, interpolation=cv2.INTER_NEAREST)
     valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-    return list(photo_pairs(left, depth_m=depth_m, valid=valid, name="motorcycle", airlights=[(0.85, 0.85, 0.85)]))
+    return depth_photo_pairs("motorcycle", left, depth_m, valid, airlights=[(0.85, 0.85, 0.85)])

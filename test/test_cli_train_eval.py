@@ -40,7 +40,10 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_train_then_eval(dataset, tmp_path):
     run = tmp_path / "run"
-    res = _dcmpnet("train", "config/train_synthetic.yaml", "--data", dataset, "--out", run, "--no-progress", *FAST)
+    # timm's / BasicSR's spelling: --config FILE --max-steps N (the positional form is tested below)
+    fast = [f for f in FAST if not f.startswith("train.max_steps=")]
+    res = _dcmpnet("train", "--config", "config/train_synthetic.yaml", "--max-steps", 3, "--data", dataset,
+                   "--out", run, "--no-progress", *fast)
     assert res.returncode == 0, res.stderr
     assert "trained 3 steps" in res.stdout and "val PSNR" in res.stderr
     for name in ("best.pt", "last.pt", "train_state.pt", "config.yaml", "val_log.csv"):
@@ -112,6 +115,10 @@ def test_cli_errors(tmp_path):
     assert res.returncode == 2 and "data.root" in res.stderr
     res = _dcmpnet("train", "a.yaml", "b.yaml", "--out", tmp_path / "r")
     assert res.returncode == 2 and "at most one CONFIG" in res.stderr
+    res = _dcmpnet("train", "a.yaml", "--config", "b.yaml", "--out", tmp_path / "r")
+    assert res.returncode == 2 and "two training configs: a.yaml and --config b.yaml" in res.stderr
+    res = _dcmpnet("train", "--config", "config/train_synthetic.yaml", "--max-steps", 0, "--out", tmp_path / "r")
+    assert res.returncode == 2 and "--max-steps: expected a positive integer, got 0" in res.stderr
     res = _dcmpnet("eval", "--weights", tmp_path / "missing.pt", "--data", tmp_path)
     assert res.returncode == 2 and "missing.pt does not exist" in res.stderr
     bad = tmp_path / "bad.pt"

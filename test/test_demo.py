@@ -116,3 +116,16 @@ def test_demo_with_a_checkpoint_uses_dcmpnet(tmp_path):
     res = dcmpnet("demo", "--out", str(tmp_path / "e"), "--backend", "dcmpnet",
                   env={"DCMPNET_DEFAULT_WEIGHTS": str(tmp_path / "absent.pt")})
     assert res.returncode == 2 and "--backend dcp" in res.stderr and not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("size", [(240, 320), (96, 128), (720, 1280)])
+def test_label_outline_stays_under_its_text(size):
+    """The dark outline must follow the white text: a thicker outline stroke ran wider and smeared the label."""
+    from dcmpnet_core.visualize import draw_label
+
+    panel = np.full((*size, 3), 128, np.uint8)
+    draw_label(panel, "depth (near=bright)")
+    white = np.where((panel > 168).all(axis=2).any(axis=0))[0]
+    dark = np.where((panel < 88).all(axis=2).any(axis=0))[0]
+    assert white.size and dark.size
+    assert dark.max() <= white.max() + 2 and dark.min() >= white.min() - 2, (white.max(), dark.max())

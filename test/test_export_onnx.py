@@ -15,7 +15,7 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from dcmpnet_core.export import DYNAMIC_MIN_SIDE, export_onnx  # noqa: E402
+from dcmpnet_core.export import DYNAMIC_MIN_SIDE, export_onnx, trtexec_fp16_command  # noqa: E402
 from dcmpnet_core.inference import Dehazer, raw_to_relative_depth  # noqa: E402
 from dcmpnet_core.model import DCMPNet  # noqa: E402
 
@@ -59,6 +59,7 @@ def test_fixed_size_export_matches_pytorch_and_engine(tmp_path):
     assert [i.name for i in proto.graph.input] == ["hazy"]
     assert [o.name for o in proto.graph.output] == ["dehazed", "depth"]
     assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 48, 64]
+    _check_fp32_nodes(proto, path)
 
     x = photo_batch((48, 64), ("coffee",))
     dehazed, depth = run_onnx(path, x)
@@ -92,6 +93,23 @@ def test_dynamic_export_runs_other_sizes_and_batches(tmp_path):
         run_onnx(path, photo_batch((DYNAMIC_MIN_SIDE - 1, 64)))
 
 
+def _check_fp32_nodes(proto, path) -> None:
+    """The nodes an fp16 TensorRT engine must keep in fp32: every instance norm, RescaleNorm's pow, the depth head."""
+    fp32 = set({p.key: p.value for p in proto.metadata_props}["fp32_nodes"].split(","))
+    by_op: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.name in fp32:
+            by_op[node.op_type] = by_op.get(node.op_type, 0) + 1
+    norms = sum(1 for n in proto.graph.node if n.op_type == "InstanceNormalization")
+    rescale_norms = sum(1 for m in tiny_model().modules() if type(m).__name__ == "RescaleNorm")
+    assert by_op.get("InstanceNormalization", 0) == norms == 2
+    assert by_op.get("Pow", 0) == rescale_norms > 0 and by_op.get("Sqrt", 0) == rescale_norms
+    assert by_op.get("Conv", 0) == 2 * rescale_norms + 1          # scale/shift projections + the depth head
+    command = trtexec_fp16_command(path)
+    assert command.startswith(f"trtexec --onnx={path} --fp16 ") and "--precisionConstraints=obey" in command
+    assert command.count(":fp32") == 2 * len(fp32)
+
+
 def _dcmpnet(*args, env=None):
     return subprocess.run([sys.executable, "-m", "dcmpnet_ros.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, **(env or {})))
@@ -107,6 +125,7 @@ def test_cli_export_opset17_for_tensorrt8(tmp_path):
     assert re.search(r"max \|diff\| dehazed \d\.\d+e-\d+, depth \d\.\d+e-\d+", res.stdout)
     proto = onnx.load(str(out))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == 17
+    _check_fp32_nodes(proto, out)
     x = photo_batch((40, 56), ("chelsea",))
     dehazed, depth = run_onnx(out, x)
     ref_dehazed, ref_depth = torch_reference(x)

@@ -1,6 +1,8 @@
 """Every inference fast path computes the same function as the plain eager float32 forward."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,6 @@ from upstream_rule import upstream_state_dict
 from dcmpnet_core import DCMPNet
 from dcmpnet_core.bench import as_published, format_table, run_benchmark
 from dcmpnet_core.fastpath import FastPaths, InferenceRunner, fast_paths_for, fold_batchnorm, prepare_for_inference
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (set DCMPNET_TEST_DEVICE=cuda)")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_bf16_on_cpu_is_close(published):
 def test_unknown_mode_and_precision_are_named(published):
     with pytest.raises(ValueError, match="unknown inference mode 'turbo'"):
         prepare_for_inference(published, "cpu", "fp32", "turbo")
-    with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16, got 'int4'"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, tf32, fp16, bf16, got .int4."):
         prepare_for_inference(published, "cpu", "int4", "fast")
     with pytest.raises(ValueError, match="cuda_graphs' needs a CUDA device"):
         fast_paths_for("cuda_graphs", "cpu")
@@ -103,27 +103,6 @@ def test_benchmark_table_reports_ratios_against_the_first_row():
     assert "speed-up" in table and table.count("\n") == len(rows) + 1
 
 
-@cuda
-@pytest.mark.parametrize("precision,min_psnr", [("fp32", 60.0), ("fp16", 40.0), ("bf16", 30.0)])
-def test_gpu_precisions(published, precision, min_psnr):
-    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    ref = InferenceRunner(prepare_for_inference(published, "cpu", "fp32", "eager"))(x)[0]
-    got = InferenceRunner(prepare_for_inference(published, "cuda", precision, "fast"))(x)[0].cpu()
-    mse = float(((got.clamp(-1, 1) - ref.clamp(-1, 1)) / 2).pow(2).mean())
-    assert mse == 0 or 10 * np.log10(1 / mse) > min_psnr
-
-
-@cuda
-def test_cuda_graphs_equal_eager(published):
-    x = torch.rand(1, 3, 64, 96) * 2 - 1
-    ref = InferenceRunner(prepare_for_inference(published, "cuda", "fp32", "fast"))(x)
-    runner = InferenceRunner(prepare_for_inference(published, "cuda", "fp32", "cuda_graphs"))
-    for _ in range(2):                               # capture, then replay
-        got = runner(x)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
-
-
 def test_engine_benchmark_reference_row_and_reduced_resolution():
     from dcmpnet_core.bench import run_engine_benchmark
 
@@ -133,5 +112,8 @@ def test_engine_benchmark_reference_row_and_reduced_resolution():
     assert rows[0].mode == "engine eager fp32 full-res (reference)" and rows[0].speedup == 1.0
     assert rows[1].mode == "engine auto fp32 max_pixels=768"
     assert rows[1].median_ms > 0 and 10 < rows[1].psnr_db < float("inf")     # approximate, not exact
+    assert all(0 < r.host_ms < r.median_ms for r in rows)                    # time outside the network
+    assert "host ms" in format_table(rows)
+    assert "host ms" not in format_table([dataclasses.replace(rows[0], host_ms=float("nan"))])
     exact = run_engine_benchmark(DCMPNet("tiny"), 48, 64, "cpu", modes=["auto"], repeat=1)
     assert exact[1].max_abs_diff <= 1 / 255 + 1e-6                               # exact up to uint8 rounding

@@ -23,3 +23,8 @@ def test_cli_help_is_fast_and_ros_free():
     mods = _loaded_after("import dcmpnet_ros.cli")
     assert not {m for m in mods if m.split(".")[0] in ROS_MODULES}
     assert "torch" not in mods, "the CLI parser must not import torch before a command runs"
+
+
+def test_node_logic_modules_are_ros_free():
+    mods = _loaded_after("import dcmpnet_ros.pipeline, dcmpnet_ros.params, dcmpnet_ros.diagnostics")
+    assert not {m for m in mods if m.split(".")[0] in ROS_MODULES}

@@ -246,7 +246,7 @@ def test_slight_overshoot_is_clipped(dehazer):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"precision": "fp8"}, "precision must be one of ('fp32', 'fp16', 'bf16'), got 'fp8'"),
+    ({"precision": "fp8"}, "precision must be one of ('fp32', 'tf32', 'fp16', 'bf16'), got 'fp8'"),
     ({"backend": "midas"}, "backend must be one of ('dcmpnet', 'dcp'), got 'midas'"),
     ({"max_pixels": 100}, "max_pixels must be None or an integer >= 256, got 100"),
     ({"inference_scale": 1.5}, "inference_scale must be a number in (0, 1], got 1.5"),
@@ -371,6 +371,28 @@ def test_oom_retries_at_lower_resolution():
         warnings.simplefilter("error")             # the lowered limit holds: no new OOM, no new warning
         engine(img)
     assert len(calls) == 1
+
+
+def test_resolution_changes_and_oom_retries_share_one_lock():
+    """The node's parameter callback (set_resolution) and the worker's OOM retry never interleave their writes."""
+    import threading
+
+    engine = Dehazer(make_model(), device="cpu")
+    inject_oom(engine, limit=40 * 50)
+    img = photo("astronaut", (96, 128))
+    engine._settings_lock.acquire()
+    setter = threading.Thread(target=engine.set_resolution, args=(None, 0.5))
+    setter.start()
+    setter.join(0.2)
+    assert setter.is_alive() and engine.inference_scale == 1.0     # waits for the lock
+    engine._settings_lock.release()
+    setter.join(5)
+    assert engine.inference_scale == 0.5 and engine.max_pixels is None
+    with pytest.warns(RuntimeWarning, match="retrying with max_pixels=1536"):
+        engine(img)                 # 48x64 at scale 0.5 -> 33x45 under the 2000-pixel limit
+    assert engine.max_pixels == 1536 and engine.inference_scale == 0.5
+    with pytest.raises(ValueError, match="inference_scale must be a number in"):
+        engine.set_resolution(None, 0.0)
 
 
 def test_oom_gives_up_after_max_retries():

@@ -16,7 +16,14 @@ EXPECTED_DEFAULTS = {
     "device": "",
     "backend": "",
     "use_sim_time": "false",
+    "dehazed_image_topic": "",
+    "dehazed_depth_topic": "",
+    "dehazed_camera_info_topic": "",
+    "log_level": "info",
+    "lifecycle": "false",
+    "autostart": "true",
 }
+HELPERS = ("camera_info_topic", "parse_bool", "parse_log_level", "output_remappings")
 
 
 def _declared_arguments() -> dict[str, ast.Call]:
@@ -37,7 +44,7 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
 def _helpers() -> types.ModuleType:
     """The launch file's module-level functions that need no ROS (launch imports are left out)."""
     tree = ast.parse(LAUNCH.read_text(encoding="utf-8"))
-    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("camera_info_topic", "parse_bool")
+    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in HELPERS
             or isinstance(n, ast.Assign) or isinstance(n, ast.ImportFrom) and n.module == "__future__"]
     module = types.ModuleType("dehaze_launch_helpers")
     exec(compile(ast.Module(body=keep, type_ignores=[]), str(LAUNCH), "exec"), module.__dict__)
@@ -95,3 +102,77 @@ def test_use_sim_time_words():
     assert parse_bool("use_sim_time", "True") is True and parse_bool("use_sim_time", "false") is False
     with pytest.raises(ValueError, match="use_sim_time: expected true or false, got 'maybe'"):
         parse_bool("use_sim_time", "maybe")
+
+
+def test_log_level_words():
+    parse_log_level = _helpers().parse_log_level
+    assert [parse_log_level(w) for w in ("DEBUG", "info", " Warn ", "error", "fatal")] == \
+        ["debug", "info", "warn", "error", "fatal"]
+    with pytest.raises(ValueError, match="log_level: expected one of debug, info, warn, error, fatal, got 'loud'"):
+        parse_log_level("loud")
+
+
+def test_output_remappings():
+    remap = _helpers().output_remappings
+    assert remap({"dehazed_image_topic": "", "dehazed_depth_topic": " ", "dehazed_camera_info_topic": ""}) == []
+    assert remap({"dehazed_image_topic": "/perception/image", "dehazed_depth_topic": "",
+                  "dehazed_camera_info_topic": "/perception/camera_info"}) == [
+        ("dehazed/image", "/perception/image"), ("dehazed/camera_info", "/perception/camera_info")]
+
+
+def test_lifecycle_node_is_a_console_script_and_the_launch_drives_it():
+    source = LAUNCH.read_text(encoding="utf-8")
+    assert 'LIFECYCLE_EXECUTABLE = "dehaze_lifecycle_node"' in source
+    assert '"dehaze_lifecycle_node = dcmpnet_ros.lifecycle_node:main"' in (ROOT / "setup.py").read_text()
+    for needle in ("LifecycleNode(executable=LIFECYCLE_EXECUTABLE", "Transition.TRANSITION_CONFIGURE",
+                   'goal_state="inactive"', "Transition.TRANSITION_ACTIVATE",
+                   '"--log-level", parse_log_level(arg("log_level"))'):
+        assert needle in source, needle
+
+
+# ------------------------------------------------------------------ README launch examples use real arguments
+def _readme_launch_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    return [line.split("#")[0].strip() for line in text.splitlines()
+            if "ros2 launch dcmpnet_ros dehaze.launch.py" in line and not line.lstrip().startswith("`")]
+
+
+def _check_argument(name: str, value: str) -> None:
+    helpers = _helpers()
+    assert name in _declared_arguments(), f"README passes {name}:= but the launch file declares no such argument"
+    if name in ("use_sim_time", "lifecycle", "autostart"):
+        helpers.parse_bool(name, value)
+    if name == "log_level":
+        helpers.parse_log_level(value)
+    if name.endswith("_topic"):
+        assert value.startswith("/") or value.startswith("$"), f"{name}: give an absolute topic, got {value!r}"
+
+
+def test_readme_launch_commands_use_declared_arguments():
+    commands = _readme_launch_commands()
+    assert len(commands) >= 8
+    for command in commands:
+        tail = command.split("ros2 launch dcmpnet_ros dehaze.launch.py", 1)[1]
+        for word in tail.split():
+            if ":=" in word:
+                _check_argument(*word.split(":=", 1))
+
+
+def test_readme_python_launch_examples_use_declared_arguments():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    includes = 0
+    for block in blocks:
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "IncludeLaunchDescription":
+                source = ast.unparse(node.args[0])
+                args = _keyword(node, "launch_arguments")
+                if "dehaze.launch.py" not in source or args is None:
+                    continue
+                includes += 1
+                if isinstance(args, ast.Call) and getattr(args.func, "attr", "") == "items":
+                    args = args.func.value                       # the usual {...}.items()
+                for key, value in ast.literal_eval(args).items():
+                    _check_argument(key, value)
+    assert includes >= 2, "the recipes include dehaze.launch.py from Python launch files"

@@ -19,7 +19,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_graph import Probe, image_array, image_msg, init_rclpy, photo  # noqa: E402
+from ros_graph import Probe, image_array, image_msg, init_rclpy, jpeg_msg, photo  # noqa: E402
 
 from dcmpnet_core.inference import Dehazer  # noqa: E402
 from dcmpnet_ros.node import DehazeNode  # noqa: E402
@@ -87,9 +87,18 @@ def test_parameters_are_declared_with_descriptions_and_constraints(probe, make_n
                   DescribeParameters.Request(names=list(PARAMETERS)))
     by_name = {d.name: d for d in reply.descriptors}
     assert set(by_name) == set(PARAMETERS)
+    types = {"bool": ParameterType.PARAMETER_BOOL, "integer": ParameterType.PARAMETER_INTEGER,
+             "double": ParameterType.PARAMETER_DOUBLE, "string": ParameterType.PARAMETER_STRING}
     for name, spec in PARAMETERS.items():
-        assert by_name[name].description == spec.description
-        assert by_name[name].read_only == (not spec.dynamic), name
+        d = by_name[name]
+        assert d.description == spec.description
+        assert d.read_only == (not spec.dynamic), name
+        assert d.type == types[spec.ros_type] and not d.dynamic_typing, name
+        if spec.type is int:
+            assert (d.integer_range[0].from_value, d.integer_range[0].to_value) == spec.descriptor_fields()["range"]
+        elif spec.type is float:
+            r = d.floating_point_range[0]
+            assert (r.from_value, r.to_value) == pytest.approx(spec.descriptor_fields()["range"])
     assert by_name["backend"].additional_constraints == "one of: dcmpnet, dcp"
 
 
@@ -104,11 +113,14 @@ def test_run_time_parameters_are_validated_and_applied(probe, make_node):
     assert not wrong_type.successful and wrong_type.reason.startswith("max_pixels: expected int")
     fixed, = _set(probe, backend="dcmpnet")
     assert not fixed.successful and "backend" in fixed.reason
-    # A raw ParameterMsg with an int for a float parameter: accepted (dynamic typing) and converted.
+    # Typed parameters: an integer for a double is refused by rclpy (as `ros2 param set ... 20` would be).
     req = SetParameters.Request(parameters=[ParameterMsg(
         name="depth_scale", value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=20))])
-    assert _call(probe, SetParameters, "/dehaze_node/set_parameters", req).results[0].successful
-    assert node.params.depth_scale == 20.0
+    assert not _call(probe, SetParameters, "/dehaze_node/set_parameters", req).results[0].successful
+    out_of_range, = _set(probe, depth_scale=20000.0)
+    assert not out_of_range.successful and node.params.depth_scale == 0.0
+    ok, = _set(probe, depth_scale=20.0)
+    assert ok.successful and node.params.depth_scale == 20.0
 
     rgb = photo("chelsea", (64, 96))
     _, out = probe.send_until_output(lambda s: image_msg(rgb, "rgb8", s), probe.pub_image, 100,
@@ -126,6 +138,10 @@ def test_invalid_start_parameter_raises_naming_it(probe):
 @pytest.mark.parametrize("args,code,message", [
     (["-p", "input_qos:=fast"], 2, "invalid parameter input_qos: expected one of: sensor_data"),
     (["-p", "backend:=dcp", "-p", "max_pixels:=-3"], 2, "invalid parameter max_pixels: expected 0 or >= 4096"),
+    (["-p", "backend:=dcp", "-p", "depth_scale:=20"], 2, "invalid parameter depth_scale: expected double (a double "
+                                                         "needs a decimal point"),
+    (["-p", "backend:=dcp", "-p", "image_transport:=raw", "-p", "input_transport:=compressed"], 2,
+     "invalid parameter image_transport: 'raw' contradicts input_transport 'compressed'"),
     (["-p", "weights:=/nonexistent/model.pt"], 1, "backend:=dcp"),
 ])
 def test_main_exits_non_zero_with_the_reason(args, code, message):
@@ -231,6 +247,31 @@ def test_an_inference_error_is_counted_and_the_node_goes_on(probe, make_node):
     assert node.dehazer.calls >= 2
     values = probe.latest_diagnostics("/dehaze_node", lambda v: v.get("failed: RuntimeError") == "1")
     assert values["frames failed"] == "1"
+
+
+def test_qos_in_capitals_and_the_image_transport_alias(probe):
+    node = DehazeNode(parameter_overrides=[Parameter("backend", value="dcp"), Parameter("device", value="cpu"),
+                                           Parameter("input_qos", value="SENSOR_DATA"),
+                                           Parameter("image_transport", value="compressed")], cli_args=REMAP)
+    probe.executor_.add_node(node)
+    try:
+        probe.wait_for_node("/test_cam/image_raw/compressed")
+        assert node.params.input_qos == "sensor_data" and node.params.input_transport == "compressed"
+        rgb = photo("coffee", (64, 96))
+        _, out = probe.send_until_output(lambda s: jpeg_msg(rgb, s), probe.pub_compressed, 1300)
+        assert out["image"].header.stamp.sec >= 1300
+    finally:
+        probe.executor_.remove_node(node)
+        node.destroy_node()
+
+
+def test_diagnostics_report_frame_age_and_missing_camera_info(probe, make_node):
+    make_node(probe, use_camera_info=True)
+    rgb = photo("chelsea", (64, 96))
+    probe.send_until_output(lambda s: image_msg(rgb, "rgb8", s), probe.pub_image, 1500)
+    values = probe.latest_diagnostics("/dehaze_node", lambda v: v.get("frame age max (ms)", "n/a") != "n/a")
+    assert float(values["frame age mean (ms)"]) > 0.0       # stamps are from 1970 + 1500 s: a huge, positive age
+    assert values["camera_info"] == "none received"
 
 
 def test_haze_level_is_published_with_the_frame_header_and_clear_frames_pass_through(probe, make_node):

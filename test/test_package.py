@@ -19,6 +19,8 @@ ROSDEP_KEYS = {
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "tqdm": "python3-tqdm",
     "launch_testing": "launch_testing", "launch_testing_ros": "launch_testing_ros", "pytest": "python3-pytest",
     "rcl_interfaces": "rcl_interfaces", "ament_index_python": "ament_index_python", "rosgraph_msgs": "rosgraph_msgs",
+    "PIL": "python3-pil",
+    "lifecycle_msgs": "lifecycle_msgs",
 }
 # Python import name -> pip distribution (documented pip dependencies, not in rosdep).
 PIP_DISTS = {
@@ -26,7 +28,7 @@ PIP_DISTS = {
     "skimage": "scikit-image",
     "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxscript": "onnxscript",
     "torch_tensorboard": "tensorboard", "tensorboard": "tensorboard", "mcap": "mcap", "mcap_ros2": "mcap-ros2-support",
-    "catkin_pkg": "catkin_pkg", "pytorch_msssim": "pytorch-msssim",
+    "catkin_pkg": "catkin_pkg", "pytorch_msssim": "pytorch-msssim", "packaging": "packaging",
 }
 OWN = {"dcmpnet_core", "dcmpnet_ros"}
 
@@ -111,3 +113,17 @@ def test_readme_quick_start_matches_ci():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
     assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
+
+
+def test_dev_extra_installs_every_other_extra():
+    """`make test` installs ".[dev]": it must bring every optional dependency the commands and tests use."""
+    by_extra: dict[str, set[str]] = {}
+    for req in importlib.metadata.requires("dcmpnet_ros") or []:
+        found = re.search(r"""extra\s*==\s*['"]([\w-]+)['"]""", req)
+        name = re.split(r"[<>=!~ ;\[]", req, maxsplit=1)[0].lower()
+        by_extra.setdefault(found.group(1) if found else "", set()).add(name)
+    assert {"train", "bag", "onnx", "dev"} <= set(by_extra)
+    for extra, names in by_extra.items():
+        assert extra == "" or names <= by_extra["dev"], f"[dev] lacks {sorted(names - by_extra['dev'])} of [{extra}]"
+    assert not {"timm", "torchvision", "rosbags", "scikit-image", "scipy"} & by_extra[""], \
+        "training and bag-replay packages belong in extras, not in the node's install_requires"

@@ -15,6 +15,7 @@ from dcmpnet_ros.diagnostics import (
     NodeStats,
     RateMeter,
     build_diagnostic_array,
+    frame_age_ms,
 )
 
 
@@ -250,3 +251,79 @@ def test_build_diagnostic_array_ok_level(kind):
     msg = build_diagnostic_array(k.DiagnosticArray, k.DiagnosticStatus, k.KeyValue, k.Time(sec=1, nanosec=0),
                                  "n", "h", stats)
     assert msg.status[0].level == k.DiagnosticStatus.OK
+
+
+def test_frame_age_is_reported_with_mean_p95_max():
+    clock = FakeClock()
+    stats = NodeStats(clock=clock)
+    for i in range(40):
+        clock.advance(0.1)
+        stats.on_input()
+        stats.on_output(30.0, age_ms=100.0 + i)              # ages 100 .. 139 ms
+    assert stats.level() == OK
+    assert stats.message() == "10.0 Hz in, 10.0 Hz out, inference 30 ms, frame age 120 ms"
+    kv = dict(stats.to_key_values())
+    assert (kv["frame age mean (ms)"], kv["frame age p95 (ms)"], kv["frame age max (ms)"]) == ("119.5", "137.0",
+                                                                                               "139.0")
+    stats.on_output(30.0, age_ms=-5.0)                       # stamp ahead of the clock: counted, not averaged
+    kv = dict(stats.to_key_values())
+    assert kv["frames stamped in the future"] == "1" and kv["frame age max (ms)"] == "139.0"
+
+
+def test_frame_age_ms_from_a_stamp():
+    from types import SimpleNamespace
+
+    stamp = SimpleNamespace(sec=100, nanosec=250_000_000)
+    assert frame_age_ms(stamp, 100_400_000_000) == pytest.approx(150.0)
+    assert frame_age_ms(stamp, 100_000_000_000) == pytest.approx(-250.0)
+
+
+def test_missing_camera_info_warns_after_the_grace_period():
+    clock = FakeClock()
+    stats = NodeStats(clock=clock, no_output_error_s=5.0, expect_camera_info=True)
+    for _ in range(4):
+        clock.advance(1.0)
+        stats.on_input()
+        stats.on_image_size(640, 480)
+        stats.on_output(20.0)
+    assert stats.level() == OK                               # 4 s: camera_info may still come
+    assert dict(stats.to_key_values())["camera_info"] == "none received"
+    for _ in range(3):
+        clock.advance(1.0)
+        stats.on_input()
+        stats.on_output(20.0)
+    assert stats.level() == WARN
+    assert stats.message().startswith("no camera_info for 6.0 s although use_camera_info is true; 1.0 Hz in")
+    stats.on_camera_info(640, 480)
+    assert stats.level() == OK
+    assert dict(stats.to_key_values())["camera_info"] == "640x480 (images 640x480)"
+
+
+def test_camera_info_of_another_size_warns():
+    clock = FakeClock()
+    stats = NodeStats(clock=clock, expect_camera_info=True)
+    stats.on_camera_info(1280, 720)
+    run(stats, clock, 2, hz_in=10, out_every=1)
+    stats.on_image_size(640, 480)
+    assert stats.level() == WARN
+    assert stats.message().startswith("camera_info is 1280x720 but the images are 640x480")
+    stats.on_image_size(1280, 720)
+    assert stats.level() == OK
+
+
+def test_camera_info_not_expected_is_never_graded():
+    clock = FakeClock()
+    stats = NodeStats(clock=clock)
+    run(stats, clock, 20, hz_in=10, out_every=1)
+    assert stats.level() == OK and dict(stats.to_key_values())["camera_info"] == "not used"
+
+
+def test_stale_frames_and_camera_info_are_both_named():
+    clock = FakeClock()
+    stats = NodeStats(clock=clock, expect_camera_info=True)
+    stats.on_camera_info(320, 240)
+    stats.on_image_size(640, 480)
+    run(stats, clock, 10, hz_in=30, stale_every=3, out_every=1)
+    assert stats.level() == WARN
+    assert re.match(r"66% of the 15\d frames .*; camera_info is 320x240 but the images are 640x480: .*; 30.\d Hz in",
+                    stats.message()), stats.message()

@@ -104,6 +104,11 @@ COMPRESSED_CASES = [
      "too_large"),
     ("jpeg_header_claims_60000_squared", lambda k: k.compressed(_patch_jpeg_size(JPEG, 60000, 60000), "jpeg"),
      "too_large"),
+    ("jpeg_header_claims_7000_squared", lambda k: k.compressed(_patch_jpeg_size(JPEG, 7000, 7000), "jpeg"),
+     "too_large"),
+    # Cut in the middle of the scan, then closed with EOI: libjpeg only warns and fills the rest with grey.
+    ("jpeg_cut_short_then_eoi", lambda k: k.compressed(JPEG[:len(JPEG) // 2].rstrip(b"\xff") + b"\xff\xd9", "jpeg"),
+     "corrupt_data"),
     ("png_zero_width", lambda k: k.compressed(png_bytes(GREY, size=(0, H)), "png"), "zero_size"),
     ("compressed_depth", lambda k: k.compressed(b"\x00" * 12 + GREY_PNG, "16UC1; compressedDepth png"),
      "unsupported_format"),

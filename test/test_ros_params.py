@@ -20,10 +20,12 @@ from dcmpnet_ros.params import (
 ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED_DEFAULTS = {
-    "weights": "", "backend": "dcmpnet", "device": "auto", "precision": "fp32", "mode": "auto", "max_pixels": 0,
+    "weights": "", "backend": "dcmpnet", "device": "auto", "precision": "fp32", "mode": "auto", "warmup_width": 0,
+    "warmup_height": 0, "torch_threads": 0, "max_pixels": 0, "max_input_pixels": 40_000_000,
     "inference_scale": 1.0, "publish_depth": True, "depth_scale": 0.0, "bypass_below": 0.53, "bypass_band": 0.05,
     "haze_warn_level": 0.6, "input_transport": "raw",
-    "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1, "output_qos": "default",
+    "image_transport": "", "use_camera_info": True, "input_qos": "sensor_data", "input_qos_depth": 1,
+    "output_qos": "default",
     "output_qos_depth": 10, "lazy": False, "diagnostics_period": 1.0, "log_throttle_s": 5.0,
 }
 
@@ -59,7 +61,7 @@ def test_from_mapping_converts_and_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.device = "cpu"
     assert params.replace(publish_depth=False).publish_depth is False
-    with pytest.raises(ParameterError, match=r"^depth_scale: expected >= 0, got -1"):
+    with pytest.raises(ParameterError, match=r"^depth_scale: expected >= 0 and <= 10000, got -1"):
         params.replace(depth_scale=-1)
 
 
@@ -70,9 +72,16 @@ def test_from_mapping_converts_and_is_frozen():
     ({"device": "gpu"}, r"^device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     ({"device": "cuda:x"}, r"^device: expected auto, cpu, cuda or cuda:N, got 'cuda:x'"),
     ({"device": 0}, r"^device: expected str, got int 0"),
-    ({"precision": "int8"}, r"^precision: expected one of: fp32, fp16, bf16, got 'int8'"),
-    ({"max_pixels": -1}, r"^max_pixels: expected 0 or >= 4096, got -1"),
-    ({"max_pixels": 100}, r"^max_pixels: expected 0 or >= 4096, got 100"),
+    ({"precision": "int8"}, r"^precision: expected one of: fp32, tf32, fp16, bf16, got 'int8'"),
+    ({"max_pixels": -1}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got -1"),
+    ({"max_pixels": 100}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got 100"),
+    ({"max_pixels": 2_000_000_000}, r"^max_pixels: expected 0 or >= 4096 and <= 1000000000, got 2000000000"),
+    ({"depth_scale": 20000.0}, r"^depth_scale: expected >= 0 and <= 10000, got 20000.0"),
+    ({"warmup_width": -1}, r"^warmup_width: expected >= 0 and <= 16384, got -1"),
+    ({"torch_threads": 1000}, r"^torch_threads: expected >= 0 and <= 256, got 1000"),
+    ({"image_transport": "theora"}, r'^image_transport: expected one of: "", raw, compressed, got \'theora\''),
+    ({"image_transport": "raw", "input_transport": "compressed"},
+     r"^image_transport: 'raw' contradicts input_transport 'compressed'; set only one of them"),
     ({"max_pixels": 1.5e6}, r"^max_pixels: expected int, got float 1500000.0"),
     ({"max_pixels": True}, r"^max_pixels: expected int, got bool True"),
     ({"inference_scale": 0.0}, r"^inference_scale: expected > 0 and <= 1, got 0.0"),
@@ -87,7 +96,7 @@ def test_from_mapping_converts_and_is_frozen():
     ({"input_qos_depth": 0}, r"^input_qos_depth: expected >= 1 and <= 1000, got 0"),
     ({"output_qos_depth": 5000}, r"^output_qos_depth: expected >= 1 and <= 1000, got 5000"),
     ({"diagnostics_period": 0}, r"^diagnostics_period: expected > 0 and <= 3600, got 0.0"),
-    ({"log_throttle_s": -0.5}, r"^log_throttle_s: expected >= 0, got -0.5"),
+    ({"log_throttle_s": -0.5}, r"^log_throttle_s: expected >= 0 and <= 3600, got -0.5"),
     ({"weights": None}, r"^weights: expected str, got NoneType None"),
 ])
 def test_bad_values_name_the_parameter(values, message):
@@ -138,9 +147,58 @@ def test_qos_profile_spec_errors():
 def test_constraints_text_for_descriptors():
     assert PARAMETERS["inference_scale"].constraints == "> 0 and <= 1"
     assert PARAMETERS["backend"].constraints == "one of: dcmpnet, dcp"
-    assert PARAMETERS["max_pixels"].constraints == "0 or >= 4096"
+    assert PARAMETERS["max_pixels"].constraints == "0 or >= 4096 and <= 1000000000"
     table = parameters_markdown()
     assert table.count("\n") == len(PARAMETERS) + 1 and "| `publish_depth` | bool | `true` |" in table
+
+
+def test_readme_parameter_table_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Parameters"):readme.index("### Launch arguments")]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert "\n".join(rows) == parameters_markdown(), \
+        "README's parameter table differs from the code: paste the output of `python -m dcmpnet_ros.params`"
+
+
+def test_descriptors_are_typed_with_ranges():
+    types = {"bool": bool, "integer": int, "double": float, "string": str}
+    for name, spec in PARAMETERS.items():
+        fields = spec.descriptor_fields()
+        assert fields["name"] == name and types[fields["type"]] is spec.type
+        assert fields["read_only"] == (not spec.dynamic) and fields["description"] == spec.description
+        if spec.type in (int, float):
+            low, high = fields["range"]
+            assert type(low) is spec.type and type(high) is spec.type and low < high, name
+            assert low <= spec.default <= high, name
+            spec.validate(high)                                   # the range's ends are real values ...
+            if not spec.low_open and name != "max_pixels":
+                spec.validate(low)
+            with pytest.raises(ParameterError):                   # ... and nothing beyond them passes
+                spec.validate(high + (1 if spec.type is int else 1e-6 * max(1.0, high)))
+        else:
+            assert "range" not in fields
+    assert PARAMETERS["inference_scale"].descriptor_fields()["range"] == (0.0, 1.0)
+    assert PARAMETERS["input_qos_depth"].descriptor_fields()["range"] == (1, 1000)
+
+
+@pytest.mark.parametrize("text,expected", [("SENSOR_DATA", "sensor_data"), ("Best_Effort", "best_effort"),
+                                           ("System_Default", "system_default")])
+def test_qos_names_in_any_case(text, expected):
+    params = NodeParams.from_mapping({"input_qos": text, "output_qos": text})
+    assert params.input_qos == expected and params.output_qos == expected
+    assert qos_profile_spec(text, 1) == qos_profile_spec(expected, 1)
+
+
+def test_image_transport_is_an_alias_of_input_transport():
+    assert NodeParams(image_transport="compressed").input_transport == "compressed"
+    assert NodeParams(image_transport="raw").input_transport == "raw"
+    assert NodeParams(image_transport="compressed", input_transport="compressed").input_transport == "compressed"
+    assert NodeParams().input_transport == "raw" and NodeParams().image_transport == ""
+
+
+def test_warmup_shape():
+    assert NodeParams().warmup_shape is None and NodeParams(warmup_width=640).warmup_shape is None
+    assert NodeParams(warmup_width=640, warmup_height=480).warmup_shape == (480, 640)
 
 
 # ------------------------------------------------------------------------------------ ROS 2 parameter files
@@ -187,6 +245,8 @@ dehaze_node:
     ("other_node:\n  ros__parameters:\n    device: cpu\n", "no 'dehaze_node: ros__parameters:' section"),
     ("dehaze_node:\n  device: cpu\n", "'dehaze_node' needs a 'ros__parameters:' mapping"),
     ("dehaze_node: [1, 2\n", "not valid YAML"),
+    ("dehaze_node:\n  ros__parameters:\n    depth_scale: 20\n",
+     r"^depth_scale: expected a double, got the integer 20 \(write 20\.0: the node declares it as a double"),
     ("- a\n- b\n", "expected a mapping of node names"),
 ])
 def test_yaml_errors(text, message):

@@ -63,7 +63,7 @@ def test_output_layout_and_scattering_model_exact(small_set):
         expected = recompute_hazy(clear, depth, meta)
         # the stored hazy image is the model rounded to 8 bits: within half a level (+ float32 slack)
         assert np.abs(hazy - expected).max() <= 0.51, rec.name
-        assert meta["beta"] > 0 and all(0.5 <= a <= 1.0 for a in meta["airlight"])
+        assert meta["beta"] >= 0 and all(0.5 <= a <= 1.0 for a in meta["airlight"])
         assert meta["depth"]["unit"] == "m" and meta["scene"] in synth.SCENE_FAMILIES
 
 
@@ -133,20 +133,27 @@ def test_random_scenes_have_ground_receding_upward(family):
                 checked += 1
         meta = smp["meta"]
         lo, hi = meta["transmission_range"]
-        assert 0 <= lo < hi <= 1
+        assert 0 <= lo <= hi <= 1 and (lo < hi or meta["beta"] == 0)
     if family != "indoor":
         assert checked > 0
 
 
-def test_haze_covers_light_to_dense():
+def test_haze_covers_none_to_dense():
+    """Continuous density: haze-free samples (hazy == clear, beta 0) and every band up to dense."""
     t_lo, t_hi, classes = [], [], set()
-    for i in range(24):
-        meta = synth.render_sample(21, i, 24, 32)["meta"]
+    for i in range(40):
+        smp = synth.render_sample(21, i, 24, 32)
+        meta = smp["meta"]
         t_lo.append(meta["transmission_range"][0])
         t_hi.append(meta["transmission_range"][1])
         classes.add(meta["density"])
+        if meta["density"] == "none":
+            assert meta["beta"] == 0.0 and np.array_equal(smp["hazy"], smp["clear"])
+        else:
+            t_med = np.exp(-meta["beta"] * meta["median_depth"])
+            assert meta["density"] == synth.haze_band(t_med) != "none"
     assert min(t_lo) < 0.1 and max(t_hi) > 0.9
-    assert classes == {"light", "medium", "dense"}
+    assert {"none", "light", "medium", "dense"} <= classes
     meta = synth.render_sample(21, 0, 32, 40, beta_range=(0.01, 0.02))["meta"]
     assert 0.01 <= meta["beta"] <= 0.02 and meta["density"] == "range"
 
@@ -161,7 +168,7 @@ def test_photo_family_hazes_real_photos_without_a_depth_target(tmp_path, monkeyp
         expected = recompute_hazy(smp["clear"], smp["depth"], meta)
         assert np.abs(smp["hazy"] - expected).max() <= 0.51
         assert float(smp["depth"].min()) > 0
-    monkeypatch.setattr(synth, "SCENE_WEIGHTS", (0, 0, 0, 0, 0, 1.0))
+    monkeypatch.setattr(synth, "SCENE_WEIGHTS", tuple(float(f == "photo") for f in synth.SCENE_FAMILIES))
     out = tmp_path / "photos"
     synth.write_dataset(out, 3, (48, 64), seed=4, progress=False)
     ds = build_dataset(out, "train", crop=None, augment=False)

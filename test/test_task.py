@@ -8,7 +8,8 @@ import torch
 from hazy_photos import HazyPhotoPairs, batch_of, no_onednn
 
 from dcmpnet_core import DCMPNet
-from dcmpnet_core.task import TrainingTask
+from dcmpnet_core.metrics import ssim
+from dcmpnet_core.task import TERM_NAMES, TrainingTask
 from dcmpnet_core.train_config import LossConfig, PerceiverConfig
 
 TERMS = ("l_dehaze", "l_dehaze_weighted", "l_depth_to_dehaze", "l_depth", "l_depth_weighted")
@@ -56,6 +57,29 @@ def test_every_term_is_zero_when_prediction_equals_target(model, batch):
     # Guidance consistency compares the guide maps of the hazy and the clear image.
     same = dict(batch, clear=batch["hazy"])
     assert task.step(same)["l_guidance"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ssim_term_is_one_minus_ssim_and_zero_at_the_optimum(model, batch):
+    """The structural term (off in the paper recipes): 1 - SSIM at full resolution, added with its weight."""
+    model.eval()
+    task = TrainingTask(model, LossConfig(dehaze_ssim=0.5))
+    with torch.no_grad():
+        out = model(batch["hazy"])
+        terms = task.step(batch)
+        off = TrainingTask(model).step(batch)
+    want = 1 - ssim(out.dehazed.clamp(0, 1), batch["clear"], full_res=True).mean()
+    torch.testing.assert_close(terms["l_ssim"], want)
+    assert 0 < terms["l_ssim"].item() < 2 and off["l_ssim"].item() == 0.0
+    torch.testing.assert_close(terms["loss_dehaze"], off["loss_dehaze"] + 0.5 * want)
+    perfect = dict(batch, clear=out.dehazed.clamp(0, 1))
+    with torch.no_grad():
+        assert task.step(perfect)["l_ssim"].item() == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="dehaze_ssim"):
+        LossConfig(dehaze_ssim=-1.0)
+
+
+def test_term_names_list_every_term(model, batch):
+    assert set(TrainingTask(model).step(batch)) == set(TERM_NAMES)
 
 
 def test_gradient_routing(model, batch):

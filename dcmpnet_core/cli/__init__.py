@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import bench, convert, export, infer, quality, synth, train, variants
+from . import bench, convert, export, infer, promote, quality, synth, train, variants
 from . import eval as evaluate
 
-CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate, quality]
+CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate, quality, promote]
 
 
 def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
@@ -53,6 +53,32 @@ def run(argv: Sequence[str] | None = None, extra: Sequence = ()) -> int:
     except CommandError as exc:
         print(f"dcmpnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in OPTIONAL_MODULES:
+            raise
+        print(f"dcmpnet {args.command}: error: {missing_extra_hint(exc.name)}", file=sys.stderr)
+        return 2
+
+
+# Import name -> pip distribution of the dependencies that only extras install (setup.py).
+OPTIONAL_MODULES = {"timm": "timm", "torchvision": "torchvision", "skimage": "scikit-image", "scipy": "scipy",
+                    "rosbags": "rosbags", "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxscript": "onnxscript",
+                    "tensorboard": "tensorboard"}
+
+
+def missing_extra_hint(module: str) -> str:
+    """One line naming the missing distribution and the extras of dcmpnet_ros that install it."""
+    from importlib import metadata
+
+    dist = OPTIONAL_MODULES.get(module.split(".")[0], module.split(".")[0])
+    try:
+        requires = metadata.requires("dcmpnet_ros") or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    extras = sorted({req.split("extra ==")[1].strip(" '\"") for req in requires
+                     if "extra ==" in req and req.lower().startswith(dist.lower())} - {"dev"})
+    how = " or ".join(f"pip install 'dcmpnet_ros[{e}]'" for e in extras) or f"pip install {dist}"
+    return f"this command needs {dist}, which is not installed: {how}"
 
 
 class CommandError(Exception):

@@ -14,11 +14,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="paper", help="model variant name (default: %(default)s)")
     p.add_argument("--weights", default=None, help="checkpoint to benchmark instead of random weights")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16", "bf16"],
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "tf32", "fp16", "bf16"],
                    help="precisions to time besides the reference (default: fp32)")
     p.add_argument("--modes", nargs="+", default=None,
                    help="inference modes (default: eager fast; add compile, cuda_graphs on GPU)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per row (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed runs per row before timing (CUDA graphs capture on the second call; "
+                        "default: %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="frames per forward (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--engine", action="store_true",
@@ -38,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from .variants import parse_size
 
     h, w = parse_size(args.size)
-    if args.repeat < 1 or args.batch < 1:
-        raise CommandError("--repeat and --batch must be at least 1")
+    if args.repeat < 1 or args.batch < 1 or args.warmup < 0:
+        raise CommandError("--repeat and --batch must be at least 1, --warmup at least 0")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CommandError(f"--device {args.device}: CUDA is not available on this machine")
     if args.threads:
@@ -54,11 +57,12 @@ def run(args: argparse.Namespace) -> int:
     say = lambda m: print(f"  timing {m} ...", file=sys.stderr, flush=True)  # noqa: E731
     if args.engine:
         rows = run_engine_benchmark(model, h, w, args.device, args.modes or ["auto"], args.precision,
-                                    max_pixels=args.max_pixels, repeat=args.repeat, progress=say)
+                                    max_pixels=args.max_pixels, repeat=args.repeat, warmup=args.warmup,
+                                    progress=say)
     else:
         if args.max_pixels:
             raise CommandError("--max-pixels needs --engine (the bare networks always run at --size)")
         rows = run_benchmark(model, h, w, args.device, modes, args.precision, repeat=args.repeat, batch=args.batch,
-                             progress=say)
+                             warmup=args.warmup, progress=say)
     print(format_table(rows))
     return 0

@@ -73,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
     if report.max_abs_diff_dehazed is not None:
         print(f"onnxruntime vs PyTorch: max |diff| dehazed {report.max_abs_diff_dehazed:.2e}, "
               f"depth {report.max_abs_diff_depth:.2e}")
+    print("fp16 TensorRT engine keeping the norms and the depth head in fp32 (metadata fp32_nodes): "
+          "see README 'TensorRT'; the trtexec line is dcmpnet_core.export.trtexec_fp16_command(path)")
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 EPILOG = """examples:
   dcmpnet train config/train_synthetic.yaml --data data/synth --out runs/synth
+  dcmpnet train --config config/train_synthetic.yaml --max-steps 300 --data data/synth --out runs/short
   dcmpnet train config/train_its.yaml --out runs/its data.root=data/RESIDE-IN train.ema_decay=0.999
   dcmpnet train --resume runs/its                       # continue where it stopped
   torchrun --standalone --nproc_per_node 4 -m dcmpnet_ros.cli train config/train_its.yaml --out runs/its4
@@ -20,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
                    help="a training YAML (at most one) and dotted overrides")
+    p.add_argument("--config", "-c", dest="config", type=Path, metavar="CONFIG",
+                   help="the training YAML (the same as giving it as the first argument)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (train.max_steps=N)")
     p.add_argument("--out", type=Path, help="run directory for checkpoints, logs and previews "
                                             "(default with --resume: the resumed run's directory)")
     p.add_argument("--data", help="dataset root (same as data.root=...)")
@@ -49,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from . import CommandError
 
     config_path, overrides = _split_items(args.items)
+    if args.config is not None:
+        if config_path is not None and config_path != args.config:
+            raise CommandError(f"two training configs: {config_path} and --config {args.config}; give one")
+        config_path = args.config
+    if args.max_steps is not None:
+        if args.max_steps <= 0:
+            raise CommandError(f"--max-steps: expected a positive integer, got {args.max_steps}")
+        overrides.append(f"train.max_steps={args.max_steps}")
     if args.data:
         overrides.append(f"data.root={args.data}")
     if args.device:

@@ -104,6 +104,61 @@ def motorcycle_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return left.astype(np.float32) / 255.0, depth_m, rel, valid
 
 
+# OpenCV's sample images, as Debian/Ubuntu's ``opencv-doc`` package installs them (``cv2.samples``
+# also searches $OPENCV_SAMPLES_DATA_PATH and the folders added with addSamplesDataSearchPath).
+OPENCV_SAMPLES_DIRS = ("/usr/share/doc/opencv-doc/examples/data",)
+# Middlebury 2006 *Aloe* as OpenCV ships it: full-size left view and its ground-truth disparity
+# (pixels at full size, 0 = unknown).  The disparity offset of the crop is not shipped with it, so
+# depth is taken as proportional to 1 / disparity (ranks are exact; the haze's depth profile uses
+# that relative depth).  Scaled by ALOE_SCALE to the motorcycle's size.
+ALOE_FILES = ("aloeL.jpg", "aloeGT.png")
+ALOE_SCALE = 0.5
+
+
+def find_opencv_sample(name: str) -> str | None:
+    """Path of one of OpenCV's sample images (``cv2.samples.findFile``), or None when not installed."""
+    import cv2
+
+    for folder in OPENCV_SAMPLES_DIRS:
+        cv2.samples.addSamplesDataSearchPath(folder)
+    path = cv2.samples.findFile(name, required=False, silentMode=True)
+    return path or None
+
+
+def read_rgb_float(path: str) -> np.ndarray:
+    """An 8-bit colour image file as (H,W,3) float32 RGB in [0, 1] (ValueError naming it if unreadable)."""
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def aloe_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The second held-out photo, Middlebury *Aloe* (from OpenCV's samples), or None when not installed.
+
+    Returns ``(rgb (555,641,3) float32, depth filled (H,W) relative units, relative depth, valid)``
+    like :func:`motorcycle_scene`; depth is ``1 / disparity`` (see :data:`ALOE_FILES`).
+    """
+    import cv2
+
+    paths = [find_opencv_sample(n) for n in ALOE_FILES]
+    if None in paths:
+        return None
+    rgb = read_rgb_float(paths[0])
+    disp = cv2.imread(paths[1], cv2.IMREAD_UNCHANGED)
+    if disp is None or disp.shape != rgb.shape[:2]:
+        raise ValueError(f"{paths[1]}: expected a disparity image of {rgb.shape[:2]}")
+    size = (int(round(rgb.shape[1] * ALOE_SCALE)), int(round(rgb.shape[0] * ALOE_SCALE)))
+    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    disp = cv2.resize(disp, size, interpolation=cv2.INTER_NEAREST).astype(np.float32) * ALOE_SCALE
+    valid = disp > 0
+    filled = fill_disparity_holes(disp, valid)
+    depth = (1.0 / filled).astype(np.float32)
+    return rgb, depth / float(np.median(depth)), disparity_to_depth(filled), valid
+
+
 def photo_pairs(image: np.ndarray, depth_m: np.ndarray | None = None, disparity: np.ndarray | None = None,
                 valid: np.ndarray | None = None, betas: Sequence[float] | None = None,
                 t_median: Sequence[float] = DEFAULT_T_MEDIAN, airlights: Sequence = DEFAULT_AIRLIGHTS,

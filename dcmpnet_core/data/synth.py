@@ -4,8 +4,7 @@ Each sample is a ray-cast scene (a pinhole camera at a random height, pitch, rol
 view) built from analytic primitives: a ground plane receding to the horizon, walls and cuboids
 (buildings, furniture, cars) standing on it, vertical cylinders (poles, trunks), ellipsoids (tree
 crowns, rocks), billboards and framed pictures showing whole photographs, far ridges, and a sky
-with perspective clouds.  Five scene families: street, open landscape, indoor room, close-up
-clutter and a collage of whole photographs on tilted planes at different depths.
+with perspective clouds (the families are listed below).
 
 Depth is exact per pixel (camera z-depth in metres, from ray-plane and ray-quadric
 intersections).  Textures are scikit-image's photos (never ``stereo_motorcycle``, the held-out
@@ -15,11 +14,22 @@ light, cast shadows on the ground, a tone curve, a little blur and noise finish 
 
 Haze follows the atmospheric scattering model exactly: ``I = J * t + A * (1 - t)``,
 ``t = exp(-beta * d)``, with ``J`` the clear image as stored (8-bit), ``d`` the stored depth
-(float16 metres) and ``A`` a per-image airlight (grey 0.7-1.0 with a bluish or yellowish tint,
-optionally a mild linear gradient over the image: :func:`airlight_map`).  By default ``beta`` is
-chosen per image so that the transmission at the median scene depth falls in a light
-(0.55-0.9, 35 %), medium (0.25-0.55, 40 %) or dense (0.08-0.25, 25 %) band; ``beta_range``
-fixes a range instead.
+(float16 metres) and ``A`` a per-image airlight (grey 0.6-1.0 with a bluish or yellowish tint,
+optionally a mild linear gradient over the image: :func:`airlight_map`).
+
+The haze density is continuous, from none to dense, because a camera sees every weather: by
+default a fraction :data:`HAZE_FREE_FRACTION` (10 %) of the images is haze-free (``beta = 0``: the
+hazy image *is* the clear one, so the network learns to leave a clear frame alone), and the rest
+draws the optical depth at the median scene depth, ``tau = beta * d_median = -ln t_median``,
+uniformly in :data:`OPTICAL_DEPTH_RANGE` (0.02-2.4: transmission 0.98 to 0.09 at the median
+depth).  The ``density`` recorded in each sample's meta names the band the draw fell in: none
+(``t_median`` 1), very light (> 0.9), light (0.55-0.9), medium (0.25-0.55) or dense (< 0.25).
+``beta_range`` fixes a range of ``beta`` instead (density ``range``).
+
+Six scene families, drawn with :data:`SCENE_WEIGHTS`: road (a car-mounted camera on a multi-lane
+road in perspective: lane markings, vehicles in the lanes at every depth, roadside trees, poles and
+buildings, a large sky: what a driving stack sees), street, open landscape, indoor room, close-up
+clutter, collage, and ``photo`` (real photos hazed over an image-aligned layout depth).
 
 Output layout of :func:`write_dataset` (the loaders' ``synthetic`` layout)::
 
@@ -53,13 +63,16 @@ from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, 
 
 FORMAT = "dcmpnet-synth"
 FORMAT_VERSION = 1
-SCENE_FAMILIES = ("street", "landscape", "indoor", "closeup", "collage", "photo")
-SCENE_WEIGHTS = (0.14, 0.12, 0.17, 0.16, 0.11, 0.30)
+SCENE_FAMILIES = ("road", "street", "landscape", "indoor", "closeup", "collage", "photo")
+SCENE_WEIGHTS = (0.2, 0.1, 0.1, 0.12, 0.1, 0.08, 0.3)
 NEAR = 0.05
-# haze classes: transmission at the median (non-sky) depth, and how often each is drawn
-HAZE_CLASSES = ("light", "medium", "dense")
-HAZE_T_MEDIAN = {"light": (0.55, 0.9), "medium": (0.25, 0.55), "dense": (0.08, 0.25)}
-HAZE_WEIGHTS = (0.35, 0.4, 0.25)
+# haze density: a haze-free fraction, then the optical depth at the median (non-sky) depth,
+# tau = beta * d_median = -ln(t_median), uniform in OPTICAL_DEPTH_RANGE
+HAZE_FREE_FRACTION = 0.1
+OPTICAL_DEPTH_RANGE = (0.02, 2.4)
+# the bands that name a draw in the meta (lower bound of t_median for each; "dense" below 0.25)
+HAZE_BANDS = (("none", 1.0), ("very light", 0.9), ("light", 0.55), ("medium", 0.25), ("dense", 0.0))
+AIRLIGHT_GREY = (0.6, 1.0)
 # labels in the per-pixel class map returned by render()
 SKY, GROUND, STRUCTURE, OBJECT, BACKDROP = 0, 1, 2, 3, 4
 
@@ -533,6 +546,86 @@ def _scatter_xz(rng, cam: Camera, z_range, margin=1.2, log=True):
     return x * math.cos(yaw) + z * math.sin(yaw), -x * math.sin(yaw) + z * math.cos(yaw)
 
 
+def _lane_marks(mats: _Materials, xs, far: float, dashed: bool) -> list:
+    """White road markings on the ground plane: dashed or solid lines at the lateral positions ``xs``."""
+    rng = mats.rng
+    paint = mats.tile(_pick(rng, ["noise0", "noise2"]), (0.01, 0.04), tint=rng.uniform(0.7, 0.95) * np.ones(3),
+                      contrast=(0.1, 0.3))
+    width = float(rng.uniform(0.1, 0.16))
+    prims = []
+    for x in xs:
+        if not dashed:
+            prims.append(Quad((x, 0.03, far * 0.4), (0, 0, 1), (1, 0, 0), far * 0.4, width / 2, paint, GROUND))
+            continue
+        dash, gap = float(rng.uniform(2.5, 4.5)), float(rng.uniform(5.0, 9.0))
+        z = float(rng.uniform(-gap, 0.0))
+        while z < min(far * 0.5, 70.0):
+            prims.append(Quad((x, 0.03, z + dash / 2), (0, 0, 1), (1, 0, 0), dash / 2, width / 2, paint, GROUND))
+            z += dash + gap
+    return prims
+
+
+def _vehicle(mats: _Materials, x: float, z: float, yaw: float) -> list:
+    """A car (body and cabin), van or lorry standing on the road at (x, z)."""
+    rng = mats.rng
+    kind = _pick(rng, ["car", "car", "car", "van", "lorry"])
+    body = mats.paint()
+    if kind == "lorry":
+        w, length = float(rng.uniform(2.4, 2.6)), float(rng.uniform(7, 14))
+        return (box_faces((x, z), (w, rng.uniform(2.8, 3.8), length), yaw, mats.obj(), y0=0.6)
+                + box_faces((x, z - length / 2 + 1.0), (w, 0.6, 2.0), yaw, body))
+    w, length = float(rng.uniform(1.65, 1.95)), float(rng.uniform(3.8, 5.0))
+    if kind == "van":
+        return box_faces((x, z), (w, rng.uniform(1.7, 2.3), length), yaw, body, y0=0.3)
+    glass = mats.tile("noise3", (0.01, 0.03), tint=rng.uniform(0.08, 0.25) * np.ones(3), contrast=(0.2, 0.5))
+    return (box_faces((x, z), (w, rng.uniform(0.55, 0.75), length), yaw, body, y0=0.3)
+            + box_faces((x, z + length * 0.05), (w * 0.88, rng.uniform(0.45, 0.6), length * 0.5), yaw,
+                        [glass, body, glass, body], y0=0.85, top_material=body))
+
+
+def _road(rng, h, w, mats: _Materials) -> Scene:
+    """A car-mounted camera on a multi-lane road: markings, vehicles at every depth, roadside, big sky."""
+    cam = _camera(rng, h, w, (1.2, 1.9), (-6, 2), hfov=(50, 95), roll=1.5, yaw=6.0)
+    far = float(rng.uniform(90, 300))
+    lanes, lane_w = int(rng.integers(2, 6)), float(rng.uniform(3.0, 3.8))
+    left = -lane_w * (0.5 + float(rng.integers(0, lanes)))          # the camera drives in one of the lanes
+    right = left + lanes * lane_w
+    prims = [Ground(mats.ground(_pick(rng, ["grass", "dry", "gravel", "paving", "soil"])), far * 1.5)]
+    prims.append(Quad(((left + right) / 2, 0.02, far / 2), (0, 0, 1), (1, 0, 0), far / 2, (right - left) / 2 + 0.5,
+                      mats.ground("asphalt"), GROUND))
+    prims += _lane_marks(mats, [left + k * lane_w for k in range(1, lanes)], far, dashed=True)
+    prims += _lane_marks(mats, [left + 0.2, right - 0.2], far, dashed=False)
+    for _ in range(int(rng.integers(1, 9))):
+        lane = int(rng.integers(0, lanes))
+        zz = float(np.exp(rng.uniform(np.log(6), np.log(min(far * 0.6, 150)))))
+        prims += _vehicle(mats, left + (lane + 0.5) * lane_w + rng.normal(0, 0.2), zz, float(rng.normal(0, 0.03)))
+    urban = rng.random() < 0.45
+    for side, edge in ((-1, left), (1, right)):
+        z = float(rng.uniform(0, 20))
+        while z < far * 0.8:
+            x = edge + side * rng.uniform(1.5, 6.0)
+            r = rng.random()
+            if urban and r < 0.5:
+                bw, bd = float(rng.uniform(6, 14)), float(rng.uniform(8, 25))
+                prims += box_faces((x + side * bw / 2, z + bd / 2), (bw, rng.uniform(4, 25), bd), 0.0, mats.wall(),
+                                   STRUCTURE)
+                z += bd
+            elif r < 0.8:
+                prims += _tree(mats, x, z, scale=rng.uniform(0.8, 1.8))
+            else:
+                prims.append(Cylinder(x, z, rng.uniform(0.08, 0.18), 0, rng.uniform(5, 10), mats.paint()))
+            z += float(np.exp(rng.uniform(np.log(4), np.log(30))))
+    if rng.random() < 0.3:
+        prims += _photo_board(mats, right + rng.uniform(2, 5), rng.uniform(15, 60), rng.uniform(3, 8),
+                              rng.uniform(-0.8, -0.2), y0=rng.uniform(2, 5))
+    if rng.random() < 0.7:
+        bw = far * 2
+        prims.append(Quad((0, 0, far * rng.uniform(1.0, 1.3)), (1, 0, 0), (0, 1, 0), bw, rng.uniform(15, 60),
+                          mats.foliage() if rng.random() < 0.5 else mats.wall(), BACKDROP, shape=_ridge(rng, bw, 40)))
+    sun, sc, amb = _sun(rng)
+    return Scene(cam, prims, "road", sun, sc, amb, _sky(rng, mats))
+
+
 def _street(rng, h, w, mats: _Materials) -> Scene:
     cam = _camera(rng, h, w, (1.3, 2.4) if rng.random() < 0.8 else (3.0, 9.0), (-9, 3))
     far = float(rng.uniform(60, 220))
@@ -745,7 +838,8 @@ def _collage(rng, h, w, mats: _Materials) -> Scene:
     return Scene(cam, prims, "collage", sun, sc, amb, _sky(rng, mats) if rng.random() < 0.3 else None)
 
 
-_BUILDERS = {"street": _street, "landscape": _landscape, "indoor": _indoor, "closeup": _closeup, "collage": _collage}
+_BUILDERS = {"road": _road, "street": _street, "landscape": _landscape, "indoor": _indoor, "closeup": _closeup,
+             "collage": _collage}
 
 
 def random_scene(rng: np.random.Generator, height: int, width: int, family: str | None = None,
@@ -946,19 +1040,29 @@ def apply_haze(clear: np.ndarray, depth: np.ndarray, beta: float, airlight) -> n
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def haze_band(t_median: float) -> str:
+    """The name of the density band a transmission at the median depth falls in (:data:`HAZE_BANDS`)."""
+    for name, lower in HAZE_BANDS:
+        if t_median >= lower:
+            return name
+    return HAZE_BANDS[-1][0]
+
+
 def sample_haze(rng: np.random.Generator, depth: np.ndarray, labels: np.ndarray,
                 beta_range: tuple | None = None) -> dict:
-    """Random haze parameters for one image: beta, airlight RGB, airlight gradient, density class."""
+    """Random haze parameters for one image: beta, airlight RGB, airlight gradient, density band."""
     solid = labels != SKY
     d_med = float(np.median(depth[solid])) if solid.any() else float(np.median(depth))
     if beta_range is not None:
         beta = float(rng.uniform(*beta_range))
         density = "range"
+    elif rng.random() < HAZE_FREE_FRACTION:
+        beta, density = 0.0, "none"
     else:
-        density = HAZE_CLASSES[int(rng.choice(len(HAZE_CLASSES), p=HAZE_WEIGHTS))]
-        lo, hi = HAZE_T_MEDIAN[density]
-        beta = -math.log(rng.uniform(lo, hi)) / max(d_med, 0.1)
-    grey = rng.uniform(0.7, 1.0)
+        tau = float(rng.uniform(*OPTICAL_DEPTH_RANGE))
+        beta = tau / max(d_med, 0.1)
+        density = haze_band(math.exp(-tau))
+    grey = rng.uniform(*AIRLIGHT_GREY)
     kind = _pick(rng, ["neutral", "neutral", "bluish", "yellowish"])
     tint = {"neutral": rng.uniform(-0.01, 0.01, 3),
             "bluish": np.array([-1.0, -0.3, 1.0]) * rng.uniform(0.01, 0.06),
@@ -1216,7 +1320,8 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
             "format": FORMAT, "version": FORMAT_VERSION, "layout": "synthetic", "size": [h, w], "seed": seed,
             "count": {"train": n_train, "test": split_test},
             "beta_range": list(beta_range) if beta_range else None,
-            "haze": ({"t_at_median_depth": HAZE_T_MEDIAN, "weights": dict(zip(HAZE_CLASSES, HAZE_WEIGHTS))}
+            "haze": ({"haze_free_fraction": HAZE_FREE_FRACTION,
+                      "optical_depth_at_median_depth": list(OPTICAL_DEPTH_RANGE), "airlight_grey": list(AIRLIGHT_GREY)}
                      if beta_range is None else "beta uniform in beta_range (per metre)"),
             "files": {"hazy": "<split>/hazy/<stem>.png", "clear": "<split>/GT/<stem>.png",
                       "depth": "<split>/depth/<stem>.npy (float16 z-depth in metres)",
