@@ -50,7 +50,7 @@ def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] 
 
     ``pairs`` replaces the held-out set (tests use a small one); ``photos`` selects from it.
     """
-    engine = Dehazer.from_checkpoint(path, device="cpu", mode="fast")
+    engine = Dehazer.from_checkpoint(path, device="cpu", mode="fast", bypass_below=0.0)
 
     def fn(hazy):
         r = engine(hazy)

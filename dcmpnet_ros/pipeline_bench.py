@@ -68,7 +68,8 @@ def pipeline_run(engine: Any, frames: Sequence[np.ndarray], rate_hz: float, seco
 
     def publish(header: Any, result: Any, decoded: Any) -> None:
         encode_image(_Image, header, result.dehazed, "rgb8")
-        encode_depth(_Image, header, result.depth)
+        if result.depth is not None:             # None: a frame passed through with publish_depth false
+            encode_depth(_Image, header, result.depth)
         stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         ages.append((time.monotonic_ns() - stamp) / 1e6)
 

@@ -34,7 +34,7 @@ def test_bundled_checkpoint_is_installed_small_and_is_the_recipes_variant():
     recipe = yaml.safe_load((ROOT / "config" / "train_default.yaml").read_text())
     assert model.config == model_config_from(recipe["model"])
     assert all(bool(p.isfinite().all()) for p in model.parameters())
-    engine = Dehazer.from_checkpoint(None, device="cpu")
+    engine = Dehazer.from_checkpoint(None, device="cpu", bypass_below=0.0)
     assert engine.backend == "dcmpnet" and engine.depth_kind == "relative_depth"
 
 
@@ -44,7 +44,8 @@ def quarter_motorcycle():
 
 
 def test_default_weights_dehaze_the_held_out_real_photo(quarter_motorcycle):
-    engines = {"dcmpnet": Dehazer.from_checkpoint(None, device="cpu"), "dcp": Dehazer(backend="dcp")}
+    engines = {"dcmpnet": Dehazer.from_checkpoint(None, device="cpu", bypass_below=0.0),
+               "dcp": Dehazer(backend="dcp", bypass_below=0.0)}
     methods = {name: (lambda hazy, e=e: (lambda r: (r.dehazed, r.depth))(e(hazy))) for name, e in engines.items()}
     report, _ = run_quality(methods, quarter_motorcycle)
     for density in ("light", "medium", "dense"):

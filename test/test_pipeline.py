@@ -236,3 +236,42 @@ def test_pipeline_bench_command(capsys):
                  "--torch-threads", "1"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("| torch threads | engine alone (fps) |") and rows[2].startswith("| 1 | ")
+
+
+def _dense_haze(rgb: np.ndarray) -> np.ndarray:
+    from dcmpnet_core.data.synth import apply_haze
+
+    depth_m = np.broadcast_to(np.linspace(20.0, 2.0, rgb.shape[0], dtype=np.float32)[:, None], rgb.shape[:2])
+    return np.round(apply_haze(rgb.astype(np.float32) / 255, depth_m, 0.2, (0.85, 0.85, 0.85)) * 255).astype(np.uint8)
+
+
+def test_clear_frames_pass_through_after_warm_up_and_the_mode_is_counted():
+    engine = Dehazer.from_checkpoint(None, backend="dcp", device="cpu")
+    warm_up(engine, (96, 128))           # a grey frame reads as fog: it must not start the camera's stream
+    rec = Recorder()
+    pipe = _pipeline(engine, rec)
+    clear = photo("coffee")
+    msg = _rgb_msg(clear)
+    pipe.process(msg.header, decode_image(msg, pipe.params.max_input_pixels))
+    got = np.frombuffer(bytes(rec.out[-1][1].data), np.uint8).reshape(clear.shape)
+    assert np.array_equal(got, clear), "a clear frame is published unchanged"
+    kv = dict(pipe.stats.to_key_values())
+    assert (kv["mode (last frame)"], kv["frames passed through"]) == ("passthrough", "1")
+    assert float(kv["haze level (last frame)"]) < NodeParams().bypass_below
+    pipe.update_params(pipe.params.replace(bypass_below=0.2, bypass_band=0.1, haze_warn_level=0.9))
+    assert (engine.bypass_below, engine.bypass_band, pipe.stats.haze_warn_level) == (0.2, 0.1, 0.9)
+
+
+def test_hazy_frames_are_dehazed_and_visibility_reduced_warns(dcp):
+    rec = Recorder()
+    pipe = _pipeline(Dehazer.from_checkpoint(None, backend="dcp", device="cpu"), rec)
+    hazy = _dense_haze(photo("chelsea"))
+    pipe.start()
+    try:
+        pipe.accept(_rgb_msg(hazy), decode_image, source="/cam/image_raw")
+        assert rec.done.wait(30)
+    finally:
+        pipe.stop()
+    got = np.frombuffer(bytes(rec.out[-1][1].data), np.uint8).reshape(hazy.shape)
+    assert np.array_equal(got, Dehazer(backend="dcp", bypass_below=0.0)(hazy).dehazed)
+    assert pipe.stats.level() == WARN and pipe.stats.message().startswith("visibility reduced: haze level above 0.60")
