@@ -400,8 +400,8 @@ class Dehazer:
     path (same outputs as ``"eager"`` within 1e-5); ``"compile"`` adds ``torch.compile``.
     ``bypass_below``, ``bypass_band``: the pass-through threshold and blend band on the haze level (None: the
     defaults of :mod:`dcmpnet_core.haze_level`; 0 disables the pass-through; attributes, may be changed between
-    frames); ``passthrough_depth``: compute depth (depth
-    network on the input) for frames passed through; see the module docstring.
+    frames); ``passthrough_depth``: compute depth (the depth network on the input) for frames passed through;
+    see the module docstring.
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
@@ -585,7 +585,9 @@ class Dehazer:
 
     def _passthrough(self, frame: _Frame, step: GateStep, start: float) -> DehazeResult:
         """A frame below the threshold: the input as output, depth from the depth network alone (or None)."""
+        net_start = time.perf_counter()
         depth = self._depth_only(frame.image) if self.passthrough_depth else None
+        self.last_network_ms = (time.perf_counter() - net_start) * 1e3
         return DehazeResult(frame.passthrough(), depth, (time.perf_counter() - start) * 1e3, 0.0, frame.nonfinite,
                             tuple(frame.notes), haze_level=step.level, haze_smoothed=step.smoothed, weight=0.0)
 
