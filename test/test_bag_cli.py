@@ -108,6 +108,8 @@ def test_user_errors_are_one_line_and_name_the_problem(tmp_path, bag):
     assert res.returncode == 2 and "--scale" in res.stderr
     res = dcmpnet("bag", str(tmp_path / "missing"), str(tmp_path / "out"), "--backend", "dcp")
     assert res.returncode == 2 and "no such file or directory" in res.stderr
+    res = dcmpnet("bag", str(bag), str(tmp_path / "out"), "--backend", "dcp", "--bypass-below", "1.5")
+    assert res.returncode == 2 and "--bypass-below: expected a haze level in [0, 1), got 1.5" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -154,3 +156,14 @@ def test_ctrl_c_and_kill_leave_no_output_and_no_temp(tmp_path, tiny_ckpt, sig):
     reader.join(timeout=10)
     assert b"interrupted" in bytes(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_bypass_below_zero_dehazes_every_frame_and_the_default_passes_clear_ones(tmp_path, bag):
+    res = dcmpnet("bag", str(bag), str(tmp_path / "all"), "--backend", "dcp", "--bypass-below", "0", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "bypass_below=0.0" in res.stdout and "; 0 passed through undehazed" in res.stdout
+    res = dcmpnet("bag", str(bag), str(tmp_path / "aware"), "--backend", "dcp", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    # the fixture's frames are clear photos: every good one is passed through
+    assert "/cam/image_raw [Image]: 5 in, 4 out, 1 skipped (deserialization_error 1); 4 passed through" in res.stdout
+

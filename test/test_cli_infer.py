@@ -197,3 +197,25 @@ def test_side_by_side():
     assert (labelled != panel).any()
     with pytest.raises(ValueError, match="hazy, dehazed and depth must share H and W"):
         side_by_side(hazy, hazy, depth[:10])
+
+
+def test_clear_images_are_written_unchanged_and_listed_with_their_haze_level(tmp_path):
+    import csv
+
+    from dcmpnet_core.data.synth import apply_haze
+
+    clear = _photo("coffee")
+    depth_m = np.broadcast_to(np.linspace(20.0, 2.0, 48, dtype=np.float32)[:, None], (48, 64))
+    fog = np.round(apply_haze(clear / 255.0, depth_m, 0.2, (0.85, 0.85, 0.85)) * 255).astype(np.uint8)
+    _write_rgb(tmp_path / "in" / "clear.png", clear)
+    _write_rgb(tmp_path / "in" / "fog.png", fog)
+    out = tmp_path / "out"
+    res = _dcmpnet("infer", tmp_path / "in", "-o", out, "--backend", "dcp")
+    assert res.returncode == 0, res.stderr
+    assert "1 passed through undehazed, haze level below 0.53" in res.stdout
+    with open(out / "haze_levels.csv", newline="") as f:
+        rows = {Path(r["input"]).name: r for r in csv.DictReader(f)}
+    assert (rows["clear.png"]["mode"], rows["fog.png"]["mode"]) == ("passthrough", "dehaze")
+    assert float(rows["clear.png"]["haze_level"]) < 0.53 < float(rows["fog.png"]["haze_level"])
+    assert np.array_equal(cv2.imread(str(out / "clear_dehazed.png"))[..., ::-1], clear), "written unchanged"
+    assert np.load(out / "clear_depth.npy").shape == (48, 64)
