@@ -3,9 +3,10 @@
 Each round of the campaign fine-tunes the bundled weights (``config/train_default.yaml``,
 ``init_from: default``) for as long as a working session allows; :func:`promote` then scores the
 candidate and the current bundled weights on the held-out real photos (:mod:`dcmpnet_core.quality`,
-the network on every frame, with the same settings for both) and replaces the bundled file only
-when the candidate's PSNR is higher at **every** haze density and its clear-frame fidelity (PSNR of
-the output against a clear input) is not lower.  The replacement is atomic; the bundled file keeps
+same settings for both) and replaces the bundled file only when the candidate's PSNR is higher at
+**every** haze density -- the network on every frame, what the weights themselves do -- and its
+clear-frame fidelity (PSNR of the output against a clear input) is not lower, as users get it: the
+engine with its default haze-aware pass-through.  The replacement is atomic; the bundled file keeps
 a ``rounds`` list in its metadata (JSON text: date, steps, the benchmark means of each promoted
 round; :func:`rounds_of`).
 """
@@ -32,10 +33,12 @@ class Verdict:
     lines: list[str] = field(default_factory=list)
 
 
-def compare(candidate: QualityReport, current: QualityReport, method: str = "dcmpnet") -> Verdict:
-    """Higher PSNR at every haze density, and clear-frame PSNR not lower (ties on clear frames pass)."""
+def compare(candidate: QualityReport, current: QualityReport, network: str = "network",
+            shipped: str = "dcmpnet") -> Verdict:
+    """The network's PSNR higher at every haze density; the shipped engine's clear-frame PSNR not lower (ties pass)."""
     verdict = Verdict(True)
     for d in (*HAZY_DENSITIES, "none"):
+        method = network if d != "none" else shipped
         new, old = candidate.mean(method, "psnr", d), current.mean(method, "psnr", d)
         ok = new > old if d != "none" else new >= old
         verdict.better &= ok
@@ -46,24 +49,29 @@ def compare(candidate: QualityReport, current: QualityReport, method: str = "dcm
 
 def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] | None = None,
           pairs=None) -> QualityReport:
-    """The held-out benchmark of one checkpoint (network on every frame, CPU, exact fast path).
+    """The held-out benchmark of one checkpoint on the CPU (exact fast path).
 
-    ``pairs`` replaces the held-out set (tests use a small one); ``photos`` selects from it.
+    Two rows: ``network`` (the network on every frame) and ``dcmpnet`` (the engine as shipped:
+    haze-aware pass-through, each image on its own).  ``pairs`` replaces the held-out set (tests
+    use a small one); ``photos`` selects from it.
     """
-    engine = Dehazer.from_checkpoint(path, device="cpu", mode="fast", bypass_below=0.0)
+    def method(engine: Dehazer) -> Callable:
+        def fn(hazy):
+            r = engine(hazy, stream=None)
+            return r.dehazed, r.depth
+        return fn
 
-    def fn(hazy):
-        r = engine(hazy)
-        return r.dehazed, r.depth
-
-    return run_quality({"dcmpnet": fn}, pairs=pairs, photos=photos, progress=progress)[0]
+    engines = {"network": Dehazer.from_checkpoint(path, device="cpu", mode="fast", bypass_below=0.0),
+               "dcmpnet": Dehazer.from_checkpoint(path, device="cpu", mode="fast")}
+    return run_quality({k: method(e) for k, e in engines.items()}, pairs=pairs, photos=photos, progress=progress)[0]
 
 
-def round_record(report: QualityReport, meta: dict, method: str = "dcmpnet") -> dict:
+def round_record(report: QualityReport, meta: dict, method: str = "network") -> dict:
     """What the bundled file remembers of a promoted round."""
     return {
         "date": datetime.date.today().isoformat(), "step": meta.get("step"), "host": platform.processor() or "cpu",
-        **{f"psnr_{d}": round(report.mean(method, "psnr", d), 3) for d in (*HAZY_DENSITIES, "none")},
+        **{f"psnr_{d}": round(report.mean(method, "psnr", d), 3) for d in HAZY_DENSITIES},
+        "psnr_none_shipped": round(report.mean("dcmpnet", "psnr", "none"), 3),
         "ssim_hazy": round(report.mean(method, "ssim"), 4),
         "depth_spearman_hazy": round(report.mean(method, "depth_spearman"), 4),
     }
