@@ -66,10 +66,22 @@ def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] 
     return run_quality({k: method(e) for k, e in engines.items()}, pairs=pairs, photos=photos, progress=progress)[0]
 
 
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux), for the round records."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def round_record(report: QualityReport, meta: dict, method: str = "network") -> dict:
     """What the bundled file remembers of a promoted round."""
     return {
-        "date": datetime.date.today().isoformat(), "step": meta.get("step"), "host": platform.processor() or "cpu",
+        "date": datetime.date.today().isoformat(), "step": meta.get("step"), "host": cpu_name(),
         **{f"psnr_{d}": round(report.mean(method, "psnr", d), 3) for d in HAZY_DENSITIES},
         "psnr_none_shipped": round(report.mean("dcmpnet", "psnr", "none"), 3),
         "ssim_hazy": round(report.mean(method, "ssim"), 4),
