@@ -48,12 +48,13 @@ def compare(candidate: QualityReport, current: QualityReport, network: str = "ne
 
 
 def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] | None = None,
-          pairs=None) -> QualityReport:
+          pairs=None, refine: str = "auto") -> QualityReport:
     """The held-out benchmark of one checkpoint on the CPU (exact fast path).
 
     Two rows: ``network`` (the network on every frame) and ``dcmpnet`` (the engine as shipped:
-    haze-aware pass-through, each image on its own).  ``pairs`` replaces the held-out set (tests
-    use a small one); ``photos`` selects from it.
+    haze-aware pass-through, each image on its own); both with ``refine`` (``auto``: the
+    checkpoint's own).  ``pairs`` replaces the held-out set (tests use a small one); ``photos``
+    selects from it.
     """
     def method(engine: Dehazer) -> Callable:
         def fn(hazy):
@@ -61,8 +62,9 @@ def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] 
             return r.dehazed, r.depth
         return fn
 
-    engines = {"network": Dehazer.from_checkpoint(path, device="cpu", mode="fast", bypass_below=0.0),
-               "dcmpnet": Dehazer.from_checkpoint(path, device="cpu", mode="fast")}
+    kw = dict(device="cpu", mode="fast", refine=refine)
+    engines = {"network": Dehazer.from_checkpoint(path, bypass_below=0.0, **kw),
+               "dcmpnet": Dehazer.from_checkpoint(path, **kw)}
     return run_quality({k: method(e) for k, e in engines.items()}, pairs=pairs, photos=photos, progress=progress)[0]
 
 
@@ -101,15 +103,20 @@ def promote(candidate: str | os.PathLike, target: str | os.PathLike, photos=None
     """Score ``candidate`` and ``target``; if the candidate is better, atomically write it over ``target``.
 
     The written file holds the candidate's networks and config with the target's ``rounds`` history
-    plus this round (:func:`round_record`).  Returns the verdict and both reports.
+    plus this round (:func:`round_record`).  A candidate that names no post-processing (``refine``
+    in its metadata, as a fresh training run's checkpoint) is scored and written with the target's:
+    the campaign keeps its post-processing unless a candidate says otherwise.  Returns the verdict
+    and both reports.
     """
-    cand_report = score(candidate, photos, progress, pairs)
+    model = DCMPNet.from_checkpoint(candidate)
+    old_meta = dict(DCMPNet.from_checkpoint(target).checkpoint_meta)
+    meta = dict(model.checkpoint_meta)
+    if "refine" not in meta and "refine" in old_meta:
+        meta["refine"] = old_meta["refine"]
+    cand_report = score(candidate, photos, progress, pairs, refine=meta.get("refine", "none"))
     cur_report = score(target, photos, progress, pairs)
     verdict = compare(cand_report, cur_report)
     if verdict.better and not dry_run:
-        model = DCMPNet.from_checkpoint(candidate)
-        old_meta = dict(DCMPNet.from_checkpoint(target).checkpoint_meta)
-        meta = dict(model.checkpoint_meta)
         rounds = rounds_of(old_meta)
         if not rounds:                       # the first bundled weights, recorded as round 1
             rounds.append({"step": old_meta.get("step"), "note": "trained from scratch (README: round 1)"})

@@ -69,3 +69,16 @@ def test_a_better_candidate_replaces_the_target_with_its_round_recorded(tmp_path
 def test_promote_command_names_a_missing_file(tmp_path, capsys):
     assert cli_run(["promote", str(tmp_path / "missing.pt")]) == 2
     assert "candidate" in capsys.readouterr().err
+
+
+def test_a_candidate_without_post_processing_inherits_the_targets(tmp_path, pairs):
+    """A fresh training checkpoint names no refine: it is scored and written with the bundled file's."""
+    bundled = DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
+    assert bundled.checkpoint_meta.get("refine") == "guided"
+    candidate = tmp_path / "fresh.pt"
+    bundled.save_checkpoint(candidate, meta={"step": 9})                     # as a training run writes it
+    torch.manual_seed(2)
+    target = tmp_path / "default.pt"
+    DCMPNet("tiny").save_checkpoint(target, meta={"step": 1, "refine": "guided"})
+    assert promote(candidate, target, pairs=pairs)[0].better
+    assert DCMPNet.from_checkpoint(target).checkpoint_meta["refine"] == "guided"
