@@ -206,7 +206,7 @@ def _modules() -> dict[str, types.ModuleType]:
                                       SetParametersResult=_Plain),
         "sensor_msgs": _module("sensor_msgs"),
         "sensor_msgs.msg": _module("sensor_msgs.msg", Image=msgs.Image, CompressedImage=msgs.CompressedImage,
-                                   CameraInfo=msgs.CameraInfo),
+                                   CameraInfo=msgs.CameraInfo, RelativeHumidity=msgs.RelativeHumidity),
         "diagnostic_msgs": _module("diagnostic_msgs"),
         "diagnostic_msgs.msg": _module("diagnostic_msgs.msg", DiagnosticArray=msgs.DiagnosticArray,
                                        DiagnosticStatus=msgs.DiagnosticStatus, KeyValue=msgs.KeyValue),

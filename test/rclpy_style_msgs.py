@@ -41,7 +41,7 @@ def _make(name: str, fields: list, constants: dict | None = None) -> type:
             elif kind == "msg":
                 setattr(self, fname, kwargs[fname] if fname in kwargs else MSGS[arg]())
             else:
-                default = {"int": 0, "str": "", "bool": False, "octet": bytes([0]), "msgseq": []}[kind]
+                default = {"int": 0, "float": 0.0, "str": "", "bool": False, "octet": bytes([0]), "msgseq": []}[kind]
                 setattr(self, fname, kwargs.get(fname, default))
 
     def __eq__(self, other):
@@ -105,6 +105,8 @@ def _property(fname: str, kind: str, arg):
             assert isinstance(value, int), f"The '{fname}' field must be of type 'int'"
             low, high = arg
             assert low <= value <= high, f"The '{fname}' field must be an integer in [{low}, {high}]"
+        elif kind == "float":
+            assert isinstance(value, float), f"The '{fname}' field must be of type 'float'"
         elif kind == "str":
             assert isinstance(value, str), f"The '{fname}' field must be of type 'str'"
         elif kind == "bool":
@@ -139,6 +141,8 @@ CameraInfo = _make("CameraInfo", [("header", "msg", "Header"), ("height", "int",
                                   ("distortion_model", "str", None), ("d", "f64seq", None), ("k", "f64arr", 9),
                                   ("r", "f64arr", 9), ("p", "f64arr", 12), ("binning_x", "int", U32),
                                   ("binning_y", "int", U32), ("roi", "msg", "RegionOfInterest")])
+RelativeHumidity = _make("RelativeHumidity", [("header", "msg", "Header"), ("relative_humidity", "float", None),
+                                               ("variance", "float", None)])
 KeyValue = _make("KeyValue", [("key", "str", None), ("value", "str", None)])
 DiagnosticStatus = _make("DiagnosticStatus", [("level", "octet", None), ("name", "str", None),
                                               ("message", "str", None), ("hardware_id", "str", None),

@@ -68,6 +68,9 @@ def test_plain_node_declares_typed_ranged_parameters_and_publishes(nodes):
         _wait_for(image, 1)
         _wait_for(n.publisher("dehazed/depth"), 1)
         assert image.sent[0].header.stamp.sec == 7 and image.sent[0].encoding == "rgb8"
+        haze = n.publisher("dehazed/haze_level")
+        _wait_for(haze, 1)
+        assert haze.sent[0].header.stamp.sec == 7 and 0.0 <= haze.sent[0].relative_humidity < 1.0
 
         n.timers[0].callback()                                       # the diagnostics timer
         status = n.publisher("/diagnostics").sent[-1].status[0]
