@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The distributions a ROS 2 machine has after rosdep (numpy, cv2, yaml, tqdm, setuptools, pip) plus torch.
-SYSTEM_DISTS = ("pip", "setuptools", "wheel", "numpy", "torch", "pyyaml", "tqdm", "opencv-python-headless",
+# The distributions a ROS 2 machine has after rosdep (numpy, cv2, yaml, tqdm, PIL, setuptools, pip) plus torch.
+SYSTEM_DISTS = ("pip", "setuptools", "wheel", "numpy", "torch", "pyyaml", "tqdm", "pillow", "opencv-python-headless",
                 "opencv-python")
 SOURCES = ("setup.py", "setup.cfg", "README.md", "package.xml", "resource", "launch", "config", "dcmpnet_core",
            "dcmpnet_ros")
