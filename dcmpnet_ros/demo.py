@@ -129,9 +129,12 @@ def add_haze(clean: np.ndarray, depth: np.ndarray, beta: float, airlight: Sequen
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8 images (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    """Peak signal-to-noise ratio in dB of two (H,W,3) uint8 images (inf when equal): :func:`metrics.psnr`."""
+    import torch  # here, not at the top: `dcmpnet demo --help` starts without torch
+
+    from dcmpnet_core.metrics import psnr as batch_psnr
+    pair = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double() for x in (a, b))
+    return float(batch_psnr(*pair, data_range=255.0)[0])
 
 
 # ---------------------------------------------------------------------------------------- bag writing
