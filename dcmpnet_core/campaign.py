@@ -3,9 +3,10 @@
 Each round of the campaign fine-tunes the bundled weights (``config/train_default.yaml``,
 ``init_from: default``) for as long as a working session allows; :func:`promote` then scores the
 candidate and the current bundled weights on the held-out real photos (:mod:`dcmpnet_core.quality`,
-the network on every frame, with the same settings for both) and replaces the bundled file only
-when the candidate's PSNR is higher at **every** haze density and its clear-frame fidelity (PSNR of
-the output against a clear input) is not lower.  The replacement is atomic; the bundled file keeps
+same settings for both) and replaces the bundled file only when the candidate's PSNR is higher at
+**every** haze density -- the network on every frame, what the weights themselves do -- and its
+clear-frame fidelity (PSNR of the output against a clear input) is not lower, as users get it: the
+engine with its default haze-aware pass-through.  The replacement is atomic; the bundled file keeps
 a ``rounds`` list in its metadata (JSON text: date, steps, the benchmark means of each promoted
 round; :func:`rounds_of`).
 """
@@ -32,10 +33,12 @@ class Verdict:
     lines: list[str] = field(default_factory=list)
 
 
-def compare(candidate: QualityReport, current: QualityReport, method: str = "dcmpnet") -> Verdict:
-    """Higher PSNR at every haze density, and clear-frame PSNR not lower (ties on clear frames pass)."""
+def compare(candidate: QualityReport, current: QualityReport, network: str = "network",
+            shipped: str = "dcmpnet") -> Verdict:
+    """The network's PSNR higher at every haze density; the shipped engine's clear-frame PSNR not lower (ties pass)."""
     verdict = Verdict(True)
     for d in (*HAZY_DENSITIES, "none"):
+        method = network if d != "none" else shipped
         new, old = candidate.mean(method, "psnr", d), current.mean(method, "psnr", d)
         ok = new > old if d != "none" else new >= old
         verdict.better &= ok
@@ -45,25 +48,44 @@ def compare(candidate: QualityReport, current: QualityReport, method: str = "dcm
 
 
 def score(path: str | os.PathLike, photos=None, progress: Callable[[str], None] | None = None,
-          pairs=None) -> QualityReport:
-    """The held-out benchmark of one checkpoint (network on every frame, CPU, exact fast path).
+          pairs=None, refine: str = "auto") -> QualityReport:
+    """The held-out benchmark of one checkpoint on the CPU (exact fast path).
 
-    ``pairs`` replaces the held-out set (tests use a small one); ``photos`` selects from it.
+    Two rows: ``network`` (the network on every frame) and ``dcmpnet`` (the engine as shipped:
+    haze-aware pass-through, each image on its own); both with ``refine`` (``auto``: the
+    checkpoint's own).  ``pairs`` replaces the held-out set (tests use a small one); ``photos``
+    selects from it.
     """
-    engine = Dehazer.from_checkpoint(path, device="cpu", mode="fast", bypass_below=0.0)
+    def method(engine: Dehazer) -> Callable:
+        def fn(hazy):
+            r = engine(hazy, stream=None)
+            return r.dehazed, r.depth
+        return fn
 
-    def fn(hazy):
-        r = engine(hazy)
-        return r.dehazed, r.depth
+    kw = dict(device="cpu", mode="fast", refine=refine)
+    engines = {"network": Dehazer.from_checkpoint(path, bypass_below=0.0, **kw),
+               "dcmpnet": Dehazer.from_checkpoint(path, **kw)}
+    return run_quality({k: method(e) for k, e in engines.items()}, pairs=pairs, photos=photos, progress=progress)[0]
 
-    return run_quality({"dcmpnet": fn}, pairs=pairs, photos=photos, progress=progress)[0]
+
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux), for the round records."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def round_record(report: QualityReport, meta: dict, method: str = "dcmpnet") -> dict:
+def round_record(report: QualityReport, meta: dict, method: str = "network") -> dict:
     """What the bundled file remembers of a promoted round."""
     return {
-        "date": datetime.date.today().isoformat(), "step": meta.get("step"), "host": platform.processor() or "cpu",
-        **{f"psnr_{d}": round(report.mean(method, "psnr", d), 3) for d in (*HAZY_DENSITIES, "none")},
+        "date": datetime.date.today().isoformat(), "step": meta.get("step"), "host": cpu_name(),
+        **{f"psnr_{d}": round(report.mean(method, "psnr", d), 3) for d in HAZY_DENSITIES},
+        "psnr_none_shipped": round(report.mean("dcmpnet", "psnr", "none"), 3),
         "ssim_hazy": round(report.mean(method, "ssim"), 4),
         "depth_spearman_hazy": round(report.mean(method, "depth_spearman"), 4),
     }
@@ -81,15 +103,20 @@ def promote(candidate: str | os.PathLike, target: str | os.PathLike, photos=None
     """Score ``candidate`` and ``target``; if the candidate is better, atomically write it over ``target``.
 
     The written file holds the candidate's networks and config with the target's ``rounds`` history
-    plus this round (:func:`round_record`).  Returns the verdict and both reports.
+    plus this round (:func:`round_record`).  A candidate that names no post-processing (``refine``
+    in its metadata, as a fresh training run's checkpoint) is scored and written with the target's:
+    the campaign keeps its post-processing unless a candidate says otherwise.  Returns the verdict
+    and both reports.
     """
-    cand_report = score(candidate, photos, progress, pairs)
+    model = DCMPNet.from_checkpoint(candidate)
+    old_meta = dict(DCMPNet.from_checkpoint(target).checkpoint_meta)
+    meta = dict(model.checkpoint_meta)
+    if "refine" not in meta and "refine" in old_meta:
+        meta["refine"] = old_meta["refine"]
+    cand_report = score(candidate, photos, progress, pairs, refine=meta.get("refine", "none"))
     cur_report = score(target, photos, progress, pairs)
     verdict = compare(cand_report, cur_report)
     if verdict.better and not dry_run:
-        model = DCMPNet.from_checkpoint(candidate)
-        old_meta = dict(DCMPNet.from_checkpoint(target).checkpoint_meta)
-        meta = dict(model.checkpoint_meta)
         rounds = rounds_of(old_meta)
         if not rounds:                       # the first bundled weights, recorded as round 1
             rounds.append({"step": old_meta.get("step"), "note": "trained from scratch (README: round 1)"})

@@ -70,7 +70,7 @@ import cv2
 import numpy as np
 import torch
 
-from .dcp import DCPParams, box_mean, dehaze_dcp
+from .dcp import DCPParams, box_mean, dehaze_dcp, guided_filter
 from .depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR  # noqa: F401  (re-exported)
 from .haze_level import (
     DEFAULT_BYPASS_BAND,
@@ -92,6 +92,12 @@ _FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
 # (intensity^2 units, [0, 1] scale).
 UPSAMPLE_RADIUS = 1
 UPSAMPLE_EPS = 1e-4
+# Guided refinement of a full-resolution restoration (refine="guided"): window radius as a fraction of the
+# frame's shorter side, and the ridge weight (measured on the held-out benchmark, README "Default weights").
+REFINE_RADIUS_FRACTION = 0.1
+REFINE_EPS = 3e-5
+REFINE_DEPTH_EPS = 1e-2            # depth: smoothed along the input's edges (grey guide), not re-expressed
+REFINES = ("auto", "none", "guided")
 
 
 @dataclass
@@ -263,6 +269,33 @@ def guided_upsample(low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray
     return a_up * full_in + b_up
 
 
+def refine_guided(image: np.ndarray, restored: np.ndarray, depth: np.ndarray | None = None,
+                  radius_fraction: float = REFINE_RADIUS_FRACTION) -> tuple[np.ndarray, np.ndarray | None]:
+    """Refine a full-resolution restoration and depth with the input as the guide.
+
+    ``image``, ``restored``: (H,W,3) float32 in [0, 1]; ``depth``: (H,W) relative depth or None.
+    Windows of radius ``radius_fraction * min(H, W)``.  The restoration is re-expressed per channel as
+    ``a * image + b`` (:func:`guided_upsample` at full resolution, ridge weight :data:`REFINE_EPS`): the
+    network decides the local colour and contrast, the input keeps its structure, so network artefacts
+    that no affine map of the input can produce (blotches, ringing) are dropped.  The depth is guided-
+    filtered with the grey input (:data:`REFINE_DEPTH_EPS`): smoothed inside regions, kept at the input's
+    edges, then renormalised to the project's convention.  Returns (restored clipped to [0, 1], depth).
+    """
+    radius = max(1, int(round(radius_fraction * min(image.shape[:2]))))
+    out = np.clip(guided_upsample(image, restored, image, radius, REFINE_EPS), 0.0, 1.0)
+    return out, (None if depth is None else refine_depth(image, depth, radius_fraction))
+
+
+def refine_depth(image: np.ndarray, depth: np.ndarray, radius_fraction: float = REFINE_RADIUS_FRACTION) -> np.ndarray:
+    """Relative depth (H,W) guided-filtered with the grey input (see :func:`refine_guided`), renormalised."""
+    radius = max(1, int(round(radius_fraction * min(image.shape[:2]))))
+    grey = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    d = guided_filter(grey, depth, radius, REFINE_DEPTH_EPS)
+    top = float(d.max())
+    d = np.clip(d / top, DEPTH_FLOOR, 1.0) if top > 0 else np.ones_like(d)
+    return d.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class OutputCheck:
     """What :func:`check_output` found in one frame's backend output."""
@@ -401,14 +434,19 @@ class Dehazer:
     ``bypass_below``, ``bypass_band``: the pass-through threshold and blend band on the haze level (None: the
     defaults of :mod:`dcmpnet_core.haze_level`; 0 disables the pass-through; attributes, may be changed between
     frames); ``passthrough_depth``: compute depth (the depth network on the input) for frames passed through;
-    see the module docstring.
+    see the module docstring.  ``refine``: ``"guided"`` re-expresses a full-resolution restoration as a
+    local affine map of the input (:func:`refine_guided`), ``"none"`` leaves the network's output as it is,
+    ``"auto"`` (default) follows the checkpoint's metadata (``refine``; none when absent, so converted paper
+    weights stay exact).  Reduced-resolution inference is already carried back this way (guided upsampling).
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
                  precision: str = "fp32", backend: str = "dcmpnet", max_pixels: int | None = None,
                  inference_scale: float = 1.0, mode: str = "auto", max_oom_retries: int = 3,
                  dcp_params: DCPParams | None = None, bypass_below: float | None = None,
-                 bypass_band: float | None = None, passthrough_depth: bool = True) -> None:
+                 bypass_band: float | None = None, passthrough_depth: bool = True, refine: str = "auto") -> None:
+        if refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if precision not in PRECISIONS:
@@ -443,6 +481,7 @@ class Dehazer:
             self.device = torch.device("cpu")
             self.model = None
             self.depth_kind = "relative_depth"
+            self.refine = "none"
             return
         if model is None:
             raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
@@ -452,6 +491,9 @@ class Dehazer:
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")
+        if refine == "auto":
+            refine = "guided" if (getattr(model, "checkpoint_meta", None) or {}).get("refine") == "guided" else "none"
+        self.refine = refine
         self.model = prepare_for_inference(model, self.device, precision, mode)
         self._runner = InferenceRunner(self.model)
         # CUDA: frames go up as uint8 from pinned memory and are converted on the device (gpu_io).
@@ -601,7 +643,9 @@ class Dehazer:
         x = torch.from_numpy(low[None]).to(self.device).permute(0, 3, 1, 2) * 2.0 - 1.0
         raw = self._runner.depth(x.contiguous())[0, 0].cpu().numpy()
         depth = raw_to_relative_depth(raw, self.depth_kind)
-        return depth if (lh, lw) == (h, w) else self._upsample_depth(depth, h, w)
+        if (lh, lw) != (h, w):
+            return self._upsample_depth(depth, h, w)
+        return refine_depth(image, depth) if self.refine == "guided" else depth
 
     def _result(self, frame: _Frame, dehazed01: np.ndarray, depth: np.ndarray, scale: float, notes: list[str],
                 latency_ms: float, step: GateStep) -> DehazeResult:
@@ -690,7 +734,7 @@ class Dehazer:
         h, w = images[0].shape[:2]
         lh, lw = self._work_size(h, w)
         full = (lh, lw) == (h, w)
-        if full and self._device_io is not None and self.backend == "dcmpnet":
+        if full and self._device_io is not None and self.backend == "dcmpnet" and self.refine == "none":
             if len({img.dtype for img in images}) > 1:  # a size group mixing uint8 and float frames
                 images = [_as_float01(img) for img in images]
             return self._restore_on_device(images), 1.0
@@ -699,6 +743,9 @@ class Dehazer:
         dehazed_lr, depth_lr = self._backend(low)
         self._output_checks.extend(check_output(low, dehazed_lr, depth_lr))
         if full:
+            if self.refine == "guided":
+                refined = [refine_guided(img, out, dep) for img, out, dep in zip(images, dehazed_lr, depth_lr)]
+                return (np.stack([r[0] for r in refined]), np.stack([r[1] for r in refined])), 1.0
             return (np.clip(dehazed_lr, 0.0, 1.0), depth_lr), 1.0
         dehazed = np.stack([np.clip(guided_upsample(lo, out, img), 0.0, 1.0)
                             for lo, out, img in zip(low, dehazed_lr, images)])

@@ -15,7 +15,9 @@ from dcmpnet_core.weights import DEFAULT_WEIGHTS
 
 
 def _report(psnr: dict) -> QualityReport:
-    return QualityReport([Score(f"x_{d}", "x", d, "dcmpnet", v, 0.9, 0.5) for d, v in psnr.items()])
+    """Hazy densities scored for the network, clear frames for the shipped engine (what compare reads)."""
+    return QualityReport([Score(f"x_{d}", "x", d, "network" if d != "none" else "dcmpnet", v, 0.9, 0.5)
+                          for d, v in psnr.items()])
 
 
 def test_better_means_every_density_higher_and_clear_frames_not_lower():
@@ -41,7 +43,7 @@ def test_promote_keeps_the_target_unless_the_candidate_is_better(tmp_path, pairs
     # random weights do not beat the bundled ones on the hazy cases: nothing is written
     verdict, cand, cur = promote(random_ckpt, target, pairs=pairs)
     assert not verdict.better and target.read_bytes() == before
-    assert cand.mean("dcmpnet", "psnr") < cur.mean("dcmpnet", "psnr")
+    assert cand.mean("network", "psnr") < cur.mean("network", "psnr")
     # a candidate equal to the target is not better either (strictly higher PSNR at every density)
     assert not promote(DEFAULT_WEIGHTS, target, pairs=pairs)[0].better
 
@@ -61,9 +63,22 @@ def test_a_better_candidate_replaces_the_target_with_its_round_recorded(tmp_path
     rounds = rounds_of(promoted.checkpoint_meta)
     assert rounds[0]["step"] == 5 and "from scratch" in rounds[0]["note"]      # the replaced weights: round 1
     assert rounds[1]["step"] == want.checkpoint_meta["step"] and rounds[1]["psnr_dense"] > 0
-    assert "psnr_none" in rounds[1]
+    assert "psnr_none_shipped" in rounds[1]
 
 
 def test_promote_command_names_a_missing_file(tmp_path, capsys):
     assert cli_run(["promote", str(tmp_path / "missing.pt")]) == 2
     assert "candidate" in capsys.readouterr().err
+
+
+def test_a_candidate_without_post_processing_inherits_the_targets(tmp_path, pairs):
+    """A fresh training checkpoint names no refine: it is scored and written with the bundled file's."""
+    bundled = DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
+    assert bundled.checkpoint_meta.get("refine") == "guided"
+    candidate = tmp_path / "fresh.pt"
+    bundled.save_checkpoint(candidate, meta={"step": 9})                     # as a training run writes it
+    torch.manual_seed(2)
+    target = tmp_path / "default.pt"
+    DCMPNet("tiny").save_checkpoint(target, meta={"step": 1, "refine": "guided"})
+    assert promote(candidate, target, pairs=pairs)[0].better
+    assert DCMPNet.from_checkpoint(target).checkpoint_meta["refine"] == "guided"

@@ -71,6 +71,10 @@ def test_save_is_atomic_and_leaves_no_temporary_files(model, tmp_path):
     model.save_checkpoint(path)
     model.save_checkpoint(path)                     # overwrite in place
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]
+    # readable like any file the user writes (a temporary file is owner-only until it is renamed)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_wrong_keys_are_listed(model, tmp_path):

@@ -452,3 +452,37 @@ def test_one_dehazer_shared_by_threads_serialises_calls(dehazer):
     for t in threads:
         t.join()
     assert len(out) == 3 and all(np.array_equal(o, expected) for o in out)
+
+
+def test_guided_refinement_is_a_local_affine_map_of_the_input_and_follows_the_checkpoint(tmp_path):
+    """refine='guided': the network's output re-expressed as a * input + b per window; 'auto' reads the checkpoint."""
+    model = make_model()
+    img = photo("astronaut", (96, 128))
+    raw_res = Dehazer(model, device="cpu", bypass_below=0.0, refine="none")(img)
+    ref_res = Dehazer(model, device="cpu", bypass_below=0.0, refine="guided")(img)
+    raw, refined = raw_res.dehazed.astype(np.float32) / 255, ref_res.dehazed.astype(np.float32) / 255
+    x = img.astype(np.float32) / 255
+    want = np.clip(inference.guided_upsample(x, raw, x, round(0.1 * 96), inference.REFINE_EPS), 0, 1)
+    # the same map (the engine fits the unclipped float output; raw here is clipped and rounded to 8 bits)
+    assert np.abs(refined - want).mean() < 2e-3
+    assert np.abs(refined - raw).mean() > 1e-3                      # and not a no-op
+    # depth: guided-filtered with the grey input, still the convention (max 1, > 0)
+    np.testing.assert_allclose(ref_res.depth, inference.refine_depth(x, raw_res.depth), atol=1e-6)
+    assert ref_res.depth.max() == pytest.approx(1.0) and ref_res.depth.min() > 0
+    passed = Dehazer(model, device="cpu", bypass_below=0.99, refine="guided")(img, stream=None)
+    assert passed.weight == 0.0 and passed.depth is not None    # a passed-through frame's depth is refined too
+    unrefined = Dehazer(model, device="cpu", bypass_below=0.99, refine="none")(img, stream=None).depth
+    np.testing.assert_allclose(passed.depth, inference.refine_depth(x, unrefined), atol=1e-6)
+    # 'auto': none for a checkpoint without the key (converted paper weights stay exact), guided when it says so
+    plain, marked = tmp_path / "plain.pt", tmp_path / "marked.pt"
+    model.save_checkpoint(plain)
+    model.save_checkpoint(marked, meta={"refine": "guided"})
+    assert Dehazer.from_checkpoint(plain, device="cpu").refine == "none"
+    assert Dehazer.from_checkpoint(marked, device="cpu").refine == "guided"
+    assert Dehazer.from_checkpoint(marked, device="cpu", refine="none").refine == "none"
+    with pytest.raises(ValueError, match="refine must be one of"):
+        Dehazer(model, device="cpu", refine="sharpen")
+    # reduced resolution keeps its own guided upsampling: refine changes nothing there
+    small = [Dehazer(model, device="cpu", bypass_below=0.0, refine=r, max_pixels=4096)(img).dehazed
+             for r in ("none", "guided")]
+    assert np.array_equal(small[0], small[1])

@@ -158,6 +158,23 @@ def test_haze_covers_none_to_dense():
     assert 0.01 <= meta["beta"] <= 0.02 and meta["density"] == "range"
 
 
+def test_haze_distribution_is_configurable(tmp_path):
+    """--haze-free / --optical-depth: no haze-free sample at fraction 0, every tau inside the range."""
+    dist = synth.HazeDistribution(0.0, (0.5, 1.0))
+    for i in range(12):
+        meta = synth.render_sample(21, i, 24, 32, distribution=dist)["meta"]
+        assert meta["density"] != "none" and 0.5 <= meta["beta"] * meta["median_depth"] <= 1.0 + 1e-9
+    assert {synth.render_sample(21, i, 24, 32, distribution=synth.HazeDistribution(1.0))["meta"]["density"]
+            for i in range(3)} == {"none"}
+    with pytest.raises(synth.SynthError, match="haze-free fraction in \\[0, 1\\]"):
+        synth.HazeDistribution(1.5)
+    out = tmp_path / "d"
+    synth.write_dataset(out, 2, (24, 32), seed=1, progress=False, preview=0, haze=dist)
+    manifest = json.loads((out / "synth.json").read_text())
+    assert manifest["haze"]["haze_free_fraction"] == 0.0
+    assert manifest["haze"]["optical_depth_at_median_depth"] == [0.5, 1.0]
+
+
 def test_photo_family_hazes_real_photos_without_a_depth_target(tmp_path, monkeypatch):
     """The "photo" family: real-photo statistics under the scattering model; its haze depth is no DE target."""
     for i in range(4):

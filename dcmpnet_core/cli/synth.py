@@ -19,8 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-test", type=int, default=0, metavar="K",
                    help="put the last K samples in test/ (default: %(default)s)")
     p.add_argument("--beta-range", type=float, nargs=2, metavar=("A", "B"), default=None,
-                   help="scattering coefficient range per metre; default: chosen per image so the transmission "
-                        "at the median depth is light (0.55-0.9), medium (0.25-0.55) or dense (0.08-0.25)")
+                   help="scattering coefficient range per metre; default: chosen per image from the density "
+                        "distribution (--haze-free, --optical-depth)")
+    p.add_argument("--haze-free", type=float, default=None, metavar="F",
+                   help="fraction of haze-free samples, hazy == clear (default: 0.1)")
+    p.add_argument("--optical-depth", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="range of -ln(transmission) at the median scene depth, drawn uniformly for the hazy "
+                        "samples (default: 0.02 2.4, i.e. transmission 0.98 to 0.09)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT if it exists (only once the new set is complete)")
@@ -29,13 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.synth import SynthError, write_dataset
+    from ..data.synth import HazeDistribution, SynthError, write_dataset
     from . import CommandError
 
     try:
+        default = HazeDistribution()
+        haze = HazeDistribution(default.free_fraction if args.haze_free is None else args.haze_free,
+                                tuple(args.optical_depth) if args.optical_depth else default.optical_depth)
         manifest = write_dataset(args.out, args.count, tuple(args.size), seed=args.seed, split_test=args.split_test,
                                  beta_range=tuple(args.beta_range) if args.beta_range else None,
-                                 workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+                                 workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress,
+                                 haze=haze)
     except SynthError as exc:
         raise CommandError(str(exc)) from None
     c = manifest["count"]

@@ -74,6 +74,20 @@ OPTICAL_DEPTH_RANGE = (0.02, 2.4)
 # the bands that name a draw in the meta (lower bound of t_median for each; "dense" below 0.25)
 HAZE_BANDS = (("none", 1.0), ("very light", 0.9), ("light", 0.55), ("medium", 0.25), ("dense", 0.0))
 AIRLIGHT_GREY = (0.6, 1.0)
+
+
+@dataclass(frozen=True)
+class HazeDistribution:
+    """How densities are drawn: a haze-free fraction, then tau = -ln(t_median) uniform in ``optical_depth``."""
+
+    free_fraction: float = HAZE_FREE_FRACTION
+    optical_depth: tuple = OPTICAL_DEPTH_RANGE
+
+    def __post_init__(self) -> None:
+        lo, hi = (float(x) for x in self.optical_depth)
+        if not 0.0 <= self.free_fraction <= 1.0 or not 0.0 <= lo <= hi:
+            raise SynthError(f"haze distribution: expected a haze-free fraction in [0, 1] and optical depths "
+                             f"0 <= lo <= hi, got {self.free_fraction} and {self.optical_depth}")
 # labels in the per-pixel class map returned by render()
 SKY, GROUND, STRUCTURE, OBJECT, BACKDROP = 0, 1, 2, 3, 4
 
@@ -1036,17 +1050,18 @@ def haze_band(t_median: float) -> str:
 
 
 def sample_haze(rng: np.random.Generator, depth: np.ndarray, labels: np.ndarray,
-                beta_range: tuple | None = None) -> dict:
+                beta_range: tuple | None = None, haze: HazeDistribution | None = None) -> dict:
     """Random haze parameters for one image: beta, airlight RGB, airlight gradient, density band."""
+    haze = haze or HazeDistribution()
     solid = labels != SKY
     d_med = float(np.median(depth[solid])) if solid.any() else float(np.median(depth))
     if beta_range is not None:
         beta = float(rng.uniform(*beta_range))
         density = "range"
-    elif rng.random() < HAZE_FREE_FRACTION:
+    elif rng.random() < haze.free_fraction:
         beta, density = 0.0, "none"
     else:
-        tau = float(rng.uniform(*OPTICAL_DEPTH_RANGE))
+        tau = float(rng.uniform(*haze.optical_depth))
         beta = tau / max(d_med, 0.1)
         density = haze_band(math.exp(-tau))
     grey = rng.uniform(*AIRLIGHT_GREY)
@@ -1154,7 +1169,8 @@ def _photo_clear(rng: np.random.Generator, lib: TextureLibrary, h: int, w: int) 
 
 
 def render_sample(seed: int, index: int, height: int, width: int, beta_range: tuple | None = None,
-                  family: str | None = None, lib: TextureLibrary | None = None) -> dict:
+                  family: str | None = None, lib: TextureLibrary | None = None,
+                  distribution: HazeDistribution | None = None) -> dict:
     """One synthetic sample, fully determined by ``(seed, index)``.
 
     Returns ``{"hazy": (H,W,3) uint8 RGB, "clear": (H,W,3) uint8 RGB, "depth": (H,W) float16
@@ -1165,7 +1181,7 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
     if family is None:
         family = SCENE_FAMILIES[int(rng.choice(len(SCENE_FAMILIES), p=SCENE_WEIGHTS))]
     if family == "photo":
-        return _photo_sample(rng, seed, index, height, width, beta_range, lib or TextureLibrary.load())
+        return _photo_sample(rng, seed, index, height, width, beta_range, lib or TextureLibrary.load(), distribution)
     for _attempt in range(4):
         scene = random_scene(rng, height, width, family, lib)
         r = render(scene, lib)
@@ -1175,7 +1191,7 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
     clear_f, finish = _finish(rng, r.clear)
     clear = np.round(clear_f * 255).astype(np.uint8)
     depth16 = r.depth.astype(np.float16)
-    haze = sample_haze(rng, depth16.astype(np.float32), r.labels, beta_range)
+    haze = sample_haze(rng, depth16.astype(np.float32), r.labels, beta_range, distribution)
     amap = airlight_map(haze["airlight"], haze["airlight_gradient"], height, width)
     hazy_f = apply_haze(clear.astype(np.float32) / np.float32(255), depth16.astype(np.float32), haze["beta"], amap)
     hazy = np.round(hazy_f * 255).astype(np.uint8)
@@ -1196,14 +1212,15 @@ def render_sample(seed: int, index: int, height: int, width: int, beta_range: tu
 
 
 def _photo_sample(rng: np.random.Generator, seed: int, index: int, height: int, width: int,
-                  beta_range: tuple | None, lib: TextureLibrary) -> dict:
+                  beta_range: tuple | None, lib: TextureLibrary,
+                  distribution: HazeDistribution | None = None) -> dict:
     """The "photo" family: a real photo hazed over :func:`_photo_layout_depth` (no DE-network target)."""
     clear_f, source = _photo_clear(rng, lib, height, width)
     clear_f, finish = _finish(rng, clear_f)
     clear = np.round(clear_f * 255).astype(np.uint8)
     depth16 = _photo_layout_depth(rng, clear_f).astype(np.float16)
     labels = np.full((height, width), OBJECT, np.uint8)
-    haze = sample_haze(rng, depth16.astype(np.float32), labels, beta_range)
+    haze = sample_haze(rng, depth16.astype(np.float32), labels, beta_range, distribution)
     amap = airlight_map(haze["airlight"], haze["airlight_gradient"], height, width)
     hazy_f = apply_haze(clear.astype(np.float32) / np.float32(255), depth16.astype(np.float32), haze["beta"], amap)
     hazy = np.round(hazy_f * 255).astype(np.uint8)
@@ -1223,8 +1240,8 @@ def _photo_sample(rng: np.random.Generator, seed: int, index: int, height: int, 
 
 # --------------------------------------------------------------------------- writing
 def _write_one(args) -> str:
-    out, split, stem, seed, index, h, w, beta_range = args
-    smp = render_sample(seed, index, h, w, beta_range)
+    out, split, stem, seed, index, h, w, beta_range, haze = args
+    smp = render_sample(seed, index, h, w, beta_range, distribution=haze)
     base = Path(out) / split
     for sub, key in (("hazy", "hazy"), ("GT", "clear")):
         path = base / sub / f"{stem}.png"
@@ -1263,6 +1280,7 @@ def write_preview(root: Path, split: str, stems: list, path: Path) -> None:
 
 def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int = 0, split_test: int = 0,
                   beta_range: tuple | None = None, workers: int = 1, overwrite: bool = False,
+                  haze: HazeDistribution | None = None,
                   progress: bool = True, preview: int = 6) -> dict:
     """Generate ``count`` samples of ``size`` (H, W) into ``out`` (the ``synthetic`` layout), atomically.
 
@@ -1295,7 +1313,7 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
     jobs = []
     for i in range(count):
         split = "train" if i < n_train else "test"
-        jobs.append((str(tmp), split, f"{i:06d}", seed, i, h, w, beta_range))
+        jobs.append((str(tmp), split, f"{i:06d}", seed, i, h, w, beta_range, haze))
     t0 = time.time()
     try:
         for split, n in (("train", n_train), ("test", split_test)):
@@ -1307,8 +1325,9 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
             "format": FORMAT, "version": FORMAT_VERSION, "layout": "synthetic", "size": [h, w], "seed": seed,
             "count": {"train": n_train, "test": split_test},
             "beta_range": list(beta_range) if beta_range else None,
-            "haze": ({"haze_free_fraction": HAZE_FREE_FRACTION,
-                      "optical_depth_at_median_depth": list(OPTICAL_DEPTH_RANGE), "airlight_grey": list(AIRLIGHT_GREY)}
+            "haze": ({"haze_free_fraction": (haze or HazeDistribution()).free_fraction,
+                      "optical_depth_at_median_depth": list((haze or HazeDistribution()).optical_depth),
+                      "airlight_grey": list(AIRLIGHT_GREY)}
                      if beta_range is None else "beta uniform in beta_range (per metre)"),
             "files": {"hazy": "<split>/hazy/<stem>.png", "clear": "<split>/GT/<stem>.png",
                       "depth": "<split>/depth/<stem>.npy (float16 z-depth in metres)",
