@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .data.haze import apply_haze_uint8
 from .haze_level import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, estimate_haze_level
 
 OPENCV_SAMPLES = "/usr/share/doc/opencv-doc/examples/data"
@@ -59,11 +60,9 @@ def ground_plane_m(h: int, w: int) -> np.ndarray:
 
 
 def hazed(rgb: np.ndarray, t_median: float, airlight=(0.85, 0.85, 0.85)) -> np.ndarray:
-    from .data.synth import apply_haze
-
     depth = ground_plane_m(*rgb.shape[:2])
     beta = -np.log(t_median) / float(np.median(depth))
-    return np.round(apply_haze(rgb.astype(np.float32) / 255, depth, beta, airlight) * 255).astype(np.uint8)
+    return apply_haze_uint8(rgb, depth, beta, airlight)
 
 
 def photo_table() -> None:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dcmpnet_core.data.haze import apply_haze_uint8
 from dcmpnet_core.fileio import replace_dir
 
 DEFAULT_OUT = "dcmpnet_demo"
@@ -123,18 +124,17 @@ def load_scene(name: str, height: int, width: int) -> tuple[np.ndarray, np.ndarr
 
 
 def add_haze(clean: np.ndarray, depth: np.ndarray, beta: float, airlight: Sequence[float] = AIRLIGHT) -> np.ndarray:
-    """Foggy (H,W,3) uint8 from clean (H,W,3) uint8 RGB and depth (H,W): ``I = J t + A (1 - t)``, t = exp(-beta d)."""
-    j = clean.astype(np.float32) / 255.0
-    t = np.exp(-float(beta) * depth.astype(np.float32))[..., None]
-    a = np.asarray(airlight, np.float32).reshape(1, 1, 3)
-    hazy = j * t + a * (1.0 - t)
-    return np.round(np.clip(hazy, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Foggy (H,W,3) uint8 from clean (H,W,3) uint8 RGB and depth (H,W): the package's scattering model."""
+    return apply_haze_uint8(clean, depth, beta, airlight)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8 images (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    """Peak signal-to-noise ratio in dB of two (H,W,3) uint8 images (inf when equal): :func:`metrics.psnr`."""
+    import torch  # here, not at the top: `dcmpnet demo --help` starts without torch
+
+    from dcmpnet_core.metrics import psnr as batch_psnr
+    pair = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double() for x in (a, b))
+    return float(batch_psnr(*pair, data_range=255.0)[0])
 
 
 # ---------------------------------------------------------------------------------------- bag writing

@@ -48,7 +48,7 @@ def hazy_photo(name: str = "chelsea", size: tuple[int, int] = (120, 160), beta: 
     Its haze level is far above the node's default pass-through band, so the node dehazes it: tests that compare
     the node's output with the library's use these (a clear photo is published unchanged).
     """
-    from dcmpnet_core.data.synth import apply_haze
+    from dcmpnet_core.data.haze import apply_haze
 
     img = photo(name, size)
     rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img

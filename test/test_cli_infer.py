@@ -202,7 +202,7 @@ def test_side_by_side():
 def test_clear_images_are_written_unchanged_and_listed_with_their_haze_level(tmp_path):
     import csv
 
-    from dcmpnet_core.data.synth import apply_haze
+    from dcmpnet_core.data.haze import apply_haze
 
     clear = _photo("coffee")
     depth_m = np.broadcast_to(np.linspace(20.0, 2.0, 48, dtype=np.float32)[:, None], (48, 64))

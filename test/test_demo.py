@@ -35,6 +35,14 @@ def test_haze_follows_the_scattering_model():
     assert np.abs(hazy[far] / 255.0 - airlight).mean() < np.abs(clean[far] / 255.0 - airlight).mean()
 
 
+def test_psnr_of_uint8_images_is_the_closed_form_and_inf_when_equal():
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (12, 10, 3), dtype=np.uint8) for _ in range(2))
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    assert demo.psnr(a, b) == pytest.approx(10 * np.log10(255.0 ** 2 / mse), rel=1e-12)
+    assert demo.psnr(a, a) == np.inf
+
+
 def test_ground_plane_depth_is_far_at_the_horizon_and_near_at_the_bottom():
     d = demo.ground_plane_depth(100, 30)
     column = d[:, 0]

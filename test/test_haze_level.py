@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from dcmpnet_core.data.haze import apply_haze
 from dcmpnet_core.data.photos import motorcycle_scene, photo_pairs
-from dcmpnet_core.data.synth import apply_haze
 from dcmpnet_core.haze_level import (
     DEFAULT_BYPASS_BAND,
     DEFAULT_BYPASS_BELOW,

@@ -289,7 +289,7 @@ def test_haze_level_is_published_with_the_frame_header_and_clear_frames_pass_thr
 
 
 def test_hazy_frames_are_dehazed_and_visibility_warns(probe, make_node):
-    from dcmpnet_core.data.synth import apply_haze
+    from dcmpnet_core.data.haze import apply_haze
 
     make_node(probe, haze_warn_level=0.5)
     clear = photo("coffee", (96, 128)).astype(np.float32) / 255.0

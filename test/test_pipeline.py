@@ -239,7 +239,7 @@ def test_pipeline_bench_command(capsys):
 
 
 def _dense_haze(rgb: np.ndarray) -> np.ndarray:
-    from dcmpnet_core.data.synth import apply_haze
+    from dcmpnet_core.data.haze import apply_haze
 
     depth_m = np.broadcast_to(np.linspace(20.0, 2.0, rgb.shape[0], dtype=np.float32)[:, None], rgb.shape[:2])
     return np.round(apply_haze(rgb.astype(np.float32) / 255, depth_m, 0.2, (0.85, 0.85, 0.85)) * 255).astype(np.uint8)

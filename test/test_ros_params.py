@@ -257,7 +257,6 @@ def test_yaml_errors(text, message):
 def test_project_config_file_is_valid():
     """config/dehaze.yaml (written with the node) must pass the same validation the node applies."""
     path = ROOT / "config" / "dehaze.yaml"
-    if not path.exists():
-        pytest.skip("config/dehaze.yaml is not there yet")
+    assert path.is_file(), f"{path} is missing"
     params = load_params_yaml(path)
     assert isinstance(params, NodeParams)

@@ -14,7 +14,7 @@ which puts the scene at about 2-5 m.  Pixels without ground truth (NaN: occlusio
 along each row with the farther of the nearest valid neighbours (occluded pixels belong to the
 background) for hazing, and reported invalid in ``valid``.
 
-The haze is the generator's model (:func:`dcmpnet_core.data.synth.apply_haze`):
+The haze is the generator's model (:func:`dcmpnet_core.data.haze.apply_haze`):
 ``I = J * t + A * (1 - t)``, ``t = exp(-beta * d)`` with ``d`` in metres.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..depth_convention import disparity_to_depth, normalize_depth
-from .synth import apply_haze
+from .haze import apply_haze
 
 MOTORCYCLE_FOCAL_PX = 994.978
 MOTORCYCLE_DOFFS_PX = 31.086

@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 
 from ..fileio import replace_dir
+from .haze import apply_haze
 from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, sample
 
 FORMAT = "dcmpnet-synth"
@@ -1038,20 +1039,6 @@ def airlight_map(airlight, gradient, height: int, width: int) -> np.ndarray:
     ys = ((np.arange(height) + 0.5) / height - 0.5).astype(np.float32)
     g = 1.0 + np.float32(gx) * xs[None, :] + np.float32(gy) * ys[:, None]
     return a * g[..., None]
-
-
-def apply_haze(clear: np.ndarray, depth: np.ndarray, beta: float, airlight) -> np.ndarray:
-    """Atmospheric scattering ``I = J*t + A*(1-t)``, ``t = exp(-beta*d)``.
-
-    ``clear`` (H,W,3) float in [0, 1]; ``depth`` (H,W) metres; ``airlight`` (3,) or (H,W,3).
-    Returns (H,W,3) float32 in [0, 1] (computed in float32).
-    """
-    t = np.exp(np.float32(-beta) * np.asarray(depth, np.float32))[..., None]
-    a = np.asarray(airlight, np.float32)
-    if a.ndim == 1:
-        a = a.reshape(1, 1, 3)
-    out = np.asarray(clear, np.float32) * t + a * (np.float32(1) - t)
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def haze_band(t_median: float) -> str:
