@@ -21,7 +21,7 @@ CORE = [
     "torch>=2.1",
     "pyyaml>=5.4",
     "tqdm>=4.60",
-    "pillow>=9.1",               # image headers read lazily for the pixel budget (dcmpnet_core.decoding)
+    "pillow>=9.1",               # image headers read lazily for the pixel budget (dcmpnet_core.utils.decoding)
     *opencv_requirement(),
 ]
 TRAIN = [
@@ -50,7 +50,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["dcmpnet_core", "dcmpnet_core.*", "dcmpnet_ros", "dcmpnet_ros.*"]),
-    package_data={"dcmpnet_core": ["weights/*.pt"]},
+    package_data={"dcmpnet_core": ["checkpoints/weights/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

@@ -11,13 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "DCMPNet": "model", "DCMPNetOutput": "model",
-    "DehazeNet": "dehaze_net", "DehazeOutput": "dehaze_net",
-    "DepthNet": "depth_net",
-    "ModelConfig": "config", "DehazeNetConfig": "config", "DepthNetConfig": "config", "VARIANTS": "config",
-    "get_variant": "config", "ConfigError": "config",
-    "CheckpointError": "upstream",
-    "Dehazer": "inference", "DehazeResult": "inference",
+    "DCMPNet": "models.dcmpnet", "DCMPNetOutput": "models.dcmpnet",
+    "DehazeNet": "models.dehaze_net", "DehazeOutput": "models.dehaze_net",
+    "DepthNet": "models.depth_net",
+    "ModelConfig": "models.config", "DehazeNetConfig": "models.config", "DepthNetConfig": "models.config",
+    "VARIANTS": "models.config",
+    "get_variant": "models.config", "ConfigError": "models.config",
+    "CheckpointError": "checkpoints.upstream",
+    "Dehazer": "inference.engine", "DehazeResult": "inference.engine",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 import numpy as np
 
-from dcmpnet_core.fileio import replace_dir
+from dcmpnet_core.utils.fileio import replace_dir
 
 from .conversions import (
     DEFAULT_MAX_PIXELS,
@@ -62,7 +62,7 @@ from .conversions import (
 from .diagnostics import DropCounter
 
 if TYPE_CHECKING:
-    from dcmpnet_core.inference import DehazeResult
+    from dcmpnet_core.inference.engine import DehazeResult
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -451,7 +451,7 @@ class BagReplay:
         self.input_path = Path(input_path)
         self.output_path = Path(os.path.abspath(output_path))     # "." or "out/" still name a directory
         if dehazer is not None and not callable(dehazer):
-            raise TypeError(f"dehazer: expected a callable (a dcmpnet_core.inference.Dehazer), "
+            raise TypeError(f"dehazer: expected a callable (a dcmpnet_core.inference.engine.Dehazer), "
                             f"got {type(dehazer).__name__}")
         self.dehazer = dehazer
         self._interrupt = threading.Event()
@@ -909,7 +909,7 @@ class BagReplay:
 
     def _dehaze(self, rgb: np.ndarray, topic: str) -> Any:
         """The engine on one frame, each image topic its own pass-through stream (plain callables: no stream)."""
-        from dcmpnet_core.inference import Dehazer
+        from dcmpnet_core.inference.engine import Dehazer
 
         return self.dehazer(rgb, stream=topic) if isinstance(self.dehazer, Dehazer) else self.dehazer(rgb)
 
@@ -975,7 +975,7 @@ def replay_bag(input_path: str | os.PathLike, output_path: str | os.PathLike, de
     Args:
         input_path: rosbag2 directory (sqlite3 or MCAP, compressed or not) or ROS 1 ``.bag`` file; read only.
         output_path: rosbag2 directory to create (must not exist unless ``overwrite``).
-        dehazer: a :class:`dcmpnet_core.inference.Dehazer` (any callable mapping (H,W,3) uint8 RGB to a
+        dehazer: a :class:`dcmpnet_core.inference.engine.Dehazer` (any callable mapping (H,W,3) uint8 RGB to a
             DehazeResult works).
         image_topics: topics to dehaze (sensor_msgs/Image or CompressedImage); None: every image topic.
         storage: "sqlite3" or "mcap"; None: the input's (sqlite3 for ROS 1 input).

@@ -35,7 +35,7 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
               device: str = "cpu", weights: str | None = None, encoding: str = "bgr8",
               progress: bool = False) -> list[dict[str, Any]]:
     """One replay per engine of one generated bag; returns rows with the timings (seconds)."""
-    from dcmpnet_core.inference import Dehazer
+    from dcmpnet_core.inference.engine import Dehazer
 
     from .bag import replay_bag
 
@@ -46,7 +46,7 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
             if engine == "dcp":
                 dehazer = Dehazer.from_checkpoint(None, backend="dcp", device=device, bypass_below=0.0)
             elif engine == "tiny":
-                from dcmpnet_core.model import DCMPNet
+                from dcmpnet_core.models.dcmpnet import DCMPNet
 
                 ckpt = Path(tmp) / "tiny.pt"
                 DCMPNet("tiny").save_checkpoint(ckpt)

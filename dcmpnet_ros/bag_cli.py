@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from dcmpnet_core.cli.haze_options import add_bypass_arguments, check_bypass_arguments
-from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS
+from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS
 
 EPILOG = """\
 output topics:
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
 
     def load() -> object:
-        from dcmpnet_core.inference import Dehazer
+        from dcmpnet_core.inference.engine import Dehazer
 
         try:
             return Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS, DecodeError, decode_checked
+from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS, DecodeError, decode_checked
 
 #: The pixel budget: frames declaring more pixels are refused (reason ``too_large``) before they are decoded.
 DEFAULT_MAX_PIXELS = DEFAULT_MAX_INPUT_PIXELS

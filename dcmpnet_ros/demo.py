@@ -4,7 +4,7 @@
    chelsea, rocket, and the left view of stereo_motorcycle). Fog follows the atmospheric scattering model
    ``I = J t + A (1 - t)``, ``t = exp(-beta d)``: ``J`` the photo, ``A`` a light grey airlight, ``d`` relative
    depth. For stereo_motorcycle ``d`` comes from its real disparity map
-   (:func:`dcmpnet_core.depth_convention.disparity_to_depth`, holes filled from their neighbourhood); the other
+   (:func:`dcmpnet_core.utils.depth_convention.disparity_to_depth`, holes filled from their neighbourhood); the other
    photos get a ground-plane depth (far at a horizon line, nearer towards the bottom). ``beta`` grows from frame to
    frame, as when driving into fog.
 2. Writes it as a rosbag2 (``/camera/image_raw`` bgr8 at 10 Hz and ``/camera/camera_info``).
@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from dcmpnet_core.data.haze import apply_haze_uint8
-from dcmpnet_core.fileio import replace_dir
+from dcmpnet_core.utils.fileio import replace_dir
 
 DEFAULT_OUT = "dcmpnet_demo"
 DEFAULT_SIZE = (240, 320)
@@ -100,7 +100,7 @@ def load_scene(name: str, height: int, width: int) -> tuple[np.ndarray, np.ndarr
     import cv2
     from skimage import data
 
-    from dcmpnet_core.depth_convention import disparity_to_depth, normalize_depth
+    from dcmpnet_core.utils.depth_convention import disparity_to_depth, normalize_depth
 
     aspect = width / height
     if name == "motorcycle":
@@ -132,7 +132,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB of two (H,W,3) uint8 images (inf when equal): :func:`metrics.psnr`."""
     import torch  # here, not at the top: `dcmpnet demo --help` starts without torch
 
-    from dcmpnet_core.metrics import psnr as batch_psnr
+    from dcmpnet_core.evaluation.metrics import psnr as batch_psnr
     pair = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double() for x in (a, b))
     return float(batch_psnr(*pair, data_range=255.0)[0])
 
@@ -204,7 +204,7 @@ def make_frames(count: int, height: int, width: int) -> list[DemoFrame]:
 # -------------------------------------------------------------------------------------------- demo
 def _panel_row(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """(H, 4W, 3) uint8 RGB: hazy | dehazed | depth colour map | clean photo, labelled."""
-    from dcmpnet_core.visualize import draw_label, side_by_side
+    from dcmpnet_core.utils.visualize import draw_label, side_by_side
 
     ref = np.ascontiguousarray(clean.copy())
     draw_label(ref, "clean (reference)")
@@ -221,8 +221,8 @@ def _prepare_out_dir(out: Path) -> None:
 
 def choose_engine(weights: str | None, backend: str, device: str) -> tuple[Any, str]:
     """The Dehazer for the demo and a sentence saying which engine it is (and why)."""
-    from dcmpnet_core.inference import Dehazer
-    from dcmpnet_core.weights import default_weights_path, missing_weights_message
+    from dcmpnet_core.checkpoints.bundled import default_weights_path, missing_weights_message
+    from dcmpnet_core.inference.engine import Dehazer
 
     if backend == "dcp":
         if weights:

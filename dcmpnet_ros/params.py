@@ -17,10 +17,10 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from dcmpnet_core.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
+from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
 
-# The engine's pass-through defaults (dcmpnet_core.haze_level; test_ros_params checks they agree), repeated here
-# because the ROS-free modules import only the torch-free dcmpnet_core.decoding from dcmpnet_core.
+# The engine's pass-through defaults (dcmpnet_core.inference.haze_level; test_ros_params checks they agree), repeated
+# here because the ROS-free modules import only the torch-free dcmpnet_core.utils.decoding from dcmpnet_core.
 DEFAULT_BYPASS_BELOW = 0.53
 DEFAULT_BYPASS_BAND = 0.05
 

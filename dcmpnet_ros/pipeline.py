@@ -32,7 +32,7 @@ class StartupError(RuntimeError):
 
 def load_engine(params: NodeParams) -> Any:
     """The inference engine the parameters ask for; StartupError says what the user can do instead."""
-    from dcmpnet_core.inference import Dehazer
+    from dcmpnet_core.inference.engine import Dehazer
 
     try:
         return Dehazer.from_checkpoint(params.weights or None, device=params.device, precision=params.precision,

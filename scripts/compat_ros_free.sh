@@ -26,8 +26,8 @@ case "$PROFILE" in
 esac
 NUMPY_WANT=$(printf '%s\n' "${PINS[@]}" | sed -n 's/^numpy==//p')
 
-TESTS=(test/test_ros_conversions.py test/test_ros_malformed.py test/test_frame_queue.py
-       test/test_ros_diagnostics.py test/test_ros_params.py)
+TESTS=(test/ros/test_ros_conversions.py test/ros/test_ros_malformed.py test/ros/test_frame_queue.py
+       test/ros/test_ros_diagnostics.py test/ros/test_ros_params.py)
 
 find_python() {
   if [ -n "${COMPAT_PYTHON:-}" ]; then echo "$COMPAT_PYTHON"; return; fi

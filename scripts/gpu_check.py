@@ -3,7 +3,7 @@
 Sections, in order (each row of the one output table says pass / FAIL / skipped and why):
 
 1. versions and GPU(s);
-2. the GPU tests (``DCMPNET_TEST_DEVICE=cuda pytest test/test_gpu.py test/test_gpu_logic.py``);
+2. the GPU tests (``DCMPNET_TEST_DEVICE=cuda pytest test/core/inference/test_gpu.py test/core/inference/test_gpu_logic.py``);
 3. checks: CUDA-graph replay of two different inputs on the last GPU from a thread on GPU 0,
    fp16 attention with the paper model's head dimension 12 and > 65,535 windows, fp16/bf16 PSNR
    against fp32 with TF32 off (paper config + depth), a real out-of-memory retry under
@@ -103,7 +103,7 @@ def environment(check: Check) -> None:
 # ------------------------------------------------------------------------------------------- 2
 def gpu_tests(check: Check, quick: bool) -> None:
     if quick:
-        check.add("tests", "pytest test/test_gpu.py test/test_gpu_logic.py", "skipped: --quick")
+        check.add("tests", "pytest test/core/inference/test_gpu.py test/core/inference/test_gpu_logic.py", "skipped: --quick")
         return
     try:
         import pytest  # noqa: F401
@@ -113,9 +113,9 @@ def gpu_tests(check: Check, quick: bool) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if torch.cuda.is_available():
         env["DCMPNET_TEST_DEVICE"] = "cuda"
-    files = ["test/test_gpu.py", "test/test_gpu_logic.py"]
+    files = ["test/core/inference/test_gpu.py", "test/core/inference/test_gpu_logic.py"]
     if torch.cuda.is_available():
-        files += ["test/test_inference.py", "test/test_fastpath.py"]     # the engine's own tests, on the GPU
+        files += ["test/core/inference/test_inference.py", "test/core/inference/test_fastpath.py"]     # the engine's own tests, on the GPU
 
     def run() -> tuple[str, str]:
         timeout = max(30.0, min(300.0, check.left() - 150))
@@ -142,7 +142,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def check_graph_replay() -> tuple[str, str]:
-    from dcmpnet_core.fastpath import InferenceRunner, prepare_for_inference
+    from dcmpnet_core.inference.fastpath import InferenceRunner, prepare_for_inference
 
     model = paper_model()
     device = f"cuda:{torch.cuda.device_count() - 1}"
@@ -157,7 +157,7 @@ def check_graph_replay() -> tuple[str, str]:
 
 
 def check_attention(device: str) -> tuple[str, str]:
-    from dcmpnet_core.layers import WindowAttention
+    from dcmpnet_core.models.layers import WindowAttention
 
     torch.manual_seed(0)
     windows = 70_000 if device.startswith("cuda") else 40
@@ -174,7 +174,7 @@ def check_attention(device: str) -> tuple[str, str]:
 
 
 def check_half(device: str, precision: str, size: tuple[int, int]) -> tuple[str, str]:
-    from dcmpnet_core.fastpath import InferenceRunner, precision_support_error, prepare_for_inference
+    from dcmpnet_core.inference.fastpath import InferenceRunner, precision_support_error, prepare_for_inference
 
     problem = precision_support_error(precision, device)
     if problem:
@@ -196,7 +196,7 @@ def check_half(device: str, precision: str, size: tuple[int, int]) -> tuple[str,
 
 def check_oom() -> tuple[str, str]:
     from dcmpnet_core import DCMPNet
-    from dcmpnet_core.inference import Dehazer
+    from dcmpnet_core.inference.engine import Dehazer
 
     torch.cuda.empty_cache()
     torch.manual_seed(0)
@@ -243,8 +243,8 @@ def checks(check: Check, quick: bool) -> None:
 # ------------------------------------------------------------------------------------------- 4
 def bench(check: Check, quick: bool) -> None:
     from dcmpnet_core import DCMPNet
-    from dcmpnet_core.bench import run_benchmark, run_engine_benchmark
-    from dcmpnet_core.weights import default_weights_path
+    from dcmpnet_core.evaluation.bench import run_benchmark, run_engine_benchmark
+    from dcmpnet_core.checkpoints.bundled import default_weights_path
 
     cuda = torch.cuda.is_available()
     if cuda:

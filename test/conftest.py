@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 TEST_DIR = Path(__file__).resolve().parent
 DATA = TEST_DIR / "data"
-sys.path.insert(0, str(TEST_DIR))          # test helpers (upstream_rule, ...)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +22,7 @@ def data_dir() -> Path:
 
 # ------------------------------------------------------------------------------------------ GPU tests
 CUDA_SKIP_REASON = ("no CUDA device here (torch.cuda.is_available() is False); these tests run on a machine with a "
-                    "GPU: `scripts/gpu_check.sh`, or `DCMPNET_TEST_DEVICE=cuda pytest test/test_gpu.py`")
+                    "GPU: `scripts/gpu_check.sh`, or `DCMPNET_TEST_DEVICE=cuda pytest test/core/inference/test_gpu.py`")
 
 
 def pytest_configure(config):

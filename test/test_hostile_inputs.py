@@ -23,11 +23,11 @@ import pytest
 import torch
 from bag_factory import T0, TS1, TS2, Entry, compressed, header, image, photos, write_bag1, write_bag2
 
-from dcmpnet_core.checkpoint import build_checkpoint
-from dcmpnet_core.config import ConfigError, get_variant, to_dict
-from dcmpnet_core.decoding import DecodeError, decode_checked
-from dcmpnet_core.inference import Dehazer
-from dcmpnet_core.model import DCMPNet
+from dcmpnet_core.checkpoints.format import build_checkpoint
+from dcmpnet_core.inference.engine import Dehazer
+from dcmpnet_core.models.config import ConfigError, get_variant, to_dict
+from dcmpnet_core.models.dcmpnet import DCMPNet
+from dcmpnet_core.utils.decoding import DecodeError, decode_checked
 from dcmpnet_ros.conversions import MessageRejected, decode_compressed
 from dcmpnet_ros.params import NodeParams
 

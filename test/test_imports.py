@@ -14,7 +14,7 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 def test_core_loads_no_ros_module():
-    mods = _loaded_after("import dcmpnet_core, dcmpnet_core.model, dcmpnet_core.cli")
+    mods = _loaded_after("import dcmpnet_core, dcmpnet_core.models.dcmpnet, dcmpnet_core.cli")
     assert "dcmpnet_core" in mods
     assert not {m for m in mods if m.split(".")[0] in ROS_MODULES}
 

@@ -145,7 +145,7 @@ def test_venv_install_gives_the_commands_and_runs_infer(venv, tmp_path):
     assert res.returncode == 0, res.stderr
     assert cv2.imread(str(tmp_path / "out" / "hazy_dehazed.png")).shape == (40, 56, 3)
     node_side = _run([venv / "bin" / "python", "-c", "import dcmpnet_ros.conversions, dcmpnet_ros.params, "
-                      "dcmpnet_ros.diagnostics, dcmpnet_ros.frame_queue, dcmpnet_core.inference"], tmp_path)
+                      "dcmpnet_ros.diagnostics, dcmpnet_ros.frame_queue, dcmpnet_core.inference.engine"], tmp_path)
     assert node_side.returncode == 0, node_side.stderr
 
 

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="frames per forward (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--engine", action="store_true",
-                   help="time the whole engine (dcmpnet_core.inference.Dehazer) on a uint8 photo frame instead of "
-                        "the bare networks; the reference is the engine in eager fp32 at full resolution")
+                   help="time the whole engine (dcmpnet_core.inference.engine.Dehazer) on a uint8 photo frame "
+                        "instead of the bare networks; the reference is the engine in eager fp32 at full resolution")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="with --engine: run the network on at most this many pixels (guided upsampling back)")
     p.set_defaults(handler=run)
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..bench import format_table, run_benchmark, run_engine_benchmark
-    from ..model import DCMPNet
+    from ..evaluation.bench import format_table, run_benchmark, run_engine_benchmark
+    from ..models.dcmpnet import DCMPNet
     from . import CommandError
     from .variants import parse_size
 

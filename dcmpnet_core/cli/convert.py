@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model import DCMPNet
-    from ..upstream import CheckpointError
+    from ..checkpoints.upstream import CheckpointError
+    from ..models.dcmpnet import DCMPNet
     from . import CommandError
 
     if args.output.exists() and not args.overwrite:

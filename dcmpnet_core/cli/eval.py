@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_images is not None and args.max_images < 1:
         raise CommandError(f"--max-images must be >= 1, got {args.max_images}")
 
+    from ..checkpoints.upstream import CheckpointError
     from ..data import build_dataset
-    from ..inference import resolve_device
-    from ..model import DCMPNet
-    from ..upstream import CheckpointError
+    from ..inference.engine import resolve_device
+    from ..models.dcmpnet import DCMPNet
 
     try:
         dev = resolve_device(args.device)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
 
     records = _evaluate(model, dataset, dev, args)
-    from ..metrics import MetricMeter
+    from ..evaluation.metrics import MetricMeter
 
     meter = MetricMeter()
     for r in records:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
-    from ..metrics import evaluate_dataset
+    from ..evaluation.metrics import evaluate_dataset
 
     save = None
     if args.save_images:
@@ -83,8 +83,8 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
             from . import CommandError
 
             raise CommandError("--save-images needs --out DIR")
-        from ..fileio import atomic_write_png
-        from ..trainer import to_uint8_rgb
+        from ..train.loop import to_uint8_rgb
+        from ..utils.fileio import atomic_write_png
 
         names: set[str] = set()
 
@@ -112,7 +112,7 @@ def _dehaze_fn(model, dev, args: argparse.Namespace):
             raise CommandError(f"--precision {args.precision} needs the inference engine (--engine auto)")
         return lambda x: model.dehaze_net(x).dehazed
 
-    from ..inference import Dehazer
+    from ..inference.engine import Dehazer
 
     engine = Dehazer(model, device=dev, precision=args.precision, bypass_below=0.0)
 
@@ -129,7 +129,7 @@ def _write_outputs(args: argparse.Namespace, records: list[dict], means: dict) -
     import io
     import json
 
-    from ..fileio import atomic_write_text
+    from ..utils.fileio import atomic_write_text
 
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()

@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise CommandError("ONNX export needs the 'onnx' package: pip install onnx onnxscript onnxruntime") from None
 
-    from ..checkpoint import CheckpointError
-    from ..export import DEFAULT_OPSET, export_onnx
-    from ..model import DCMPNet
-    from ..weights import default_weights_path, missing_weights_message
+    from ..checkpoints.bundled import default_weights_path, missing_weights_message
+    from ..checkpoints.format import CheckpointError
+    from ..inference.export import DEFAULT_OPSET, export_onnx
+    from ..models.dcmpnet import DCMPNet
 
     weights = args.weights if args.weights is not None else default_weights_path()
     if weights is None:
@@ -74,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"onnxruntime vs PyTorch: max |diff| dehazed {report.max_abs_diff_dehazed:.2e}, "
               f"depth {report.max_abs_diff_depth:.2e}")
     print("fp16 TensorRT engine keeping the norms and the depth head in fp32 (metadata fp32_nodes): "
-          "see README 'TensorRT'; the trtexec line is dcmpnet_core.export.trtexec_fp16_command(path)")
+          "see README 'TensorRT'; the trtexec line is dcmpnet_core.inference.export.trtexec_fp16_command(path)")
     return 0

@@ -1,7 +1,7 @@
 """The pass-through options shared by ``dcmpnet infer`` and ``dcmpnet bag`` (``--bypass-below``, ``--bypass-band``).
 
-The defaults repeat :data:`dcmpnet_core.haze_level.DEFAULT_BYPASS_BELOW` / ``DEFAULT_BYPASS_BAND`` (a test checks
-they agree) so that ``--help`` does not import NumPy and OpenCV.
+The defaults repeat :data:`dcmpnet_core.inference.haze_level.DEFAULT_BYPASS_BELOW` / ``DEFAULT_BYPASS_BAND``
+(a test checks they agree) so that ``--help`` does not import NumPy and OpenCV.
 """
 from __future__ import annotations
 

@@ -37,9 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..decoding import DEFAULT_MAX_INPUT_PIXELS, DecodeError, check_budget, decode_checked, file_bytes, header_size
-from ..fileio import atomic_write_bytes
-from ..fileio import atomic_write_png as _write_png
+from ..utils.decoding import (
+    DEFAULT_MAX_INPUT_PIXELS,
+    DecodeError,
+    check_budget,
+    decode_checked,
+    file_bytes,
+    header_size,
+)
+from ..utils.fileio import atomic_write_bytes
+from ..utils.fileio import atomic_write_png as _write_png
 from .haze_options import add_bypass_arguments, check_bypass_arguments
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2"}
@@ -217,10 +224,10 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and args.backend == "dcp":
         raise CommandError("--weights has no effect with --backend dcp (the dark channel prior uses no weights)")
 
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    from ..inference import Dehazer
-    from ..weights import WeightsNotFoundError
+    from ..checkpoints.bundled import WeightsNotFoundError
+    from ..checkpoints.format import CheckpointError
+    from ..inference.engine import Dehazer
+    from ..models.config import ConfigError
 
     try:
         engine = Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
@@ -352,7 +359,7 @@ class _Runner:
     def _save(self, prefix: Path, result, sixteen_bit: bool) -> None:
         import numpy as np
 
-        from ..visualize import depth_to_color
+        from ..utils.visualize import depth_to_color
 
         dehazed = result.dehazed
         if dehazed.dtype != np.uint8:
@@ -467,7 +474,7 @@ class _VideoPair:
     def write(self, result) -> None:
         import numpy as np
 
-        from ..visualize import depth_to_color
+        from ..utils.visualize import depth_to_color
 
         dehazed = result.dehazed
         if not self.writers:

@@ -15,15 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(or would be, with --dry-run); 1: not better; 2: bad input.")
     p.add_argument("candidate", help="checkpoint of a campaign round (e.g. runs/r2/best.pt)")
     p.add_argument("--target", type=Path, default=None,
-                   help="the file to replace (default: the bundled dcmpnet_core/weights/default.pt)")
+                   help="the file to replace (default: the bundled dcmpnet_core/checkpoints/weights/default.pt)")
     p.add_argument("--photos", default=None, help="comma-separated subset of the held-out photos (default: all)")
     p.add_argument("--dry-run", action="store_true", help="compare only; write nothing")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..campaign import promote
-    from ..weights import DEFAULT_WEIGHTS
+    from ..checkpoints.bundled import DEFAULT_WEIGHTS
+    from ..train.campaign import promote
     from . import CommandError
 
     target = args.target or DEFAULT_WEIGHTS

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_write_png
-    from ..inference import Dehazer
-    from ..quality import preview_grid, run_quality
-    from ..weights import WeightsNotFoundError
+    from ..checkpoints.bundled import WeightsNotFoundError
+    from ..evaluation.quality import preview_grid, run_quality
+    from ..inference.engine import Dehazer
+    from ..utils.fileio import atomic_write_png
     from . import CommandError
 
     try:

@@ -47,9 +47,9 @@ def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import safe_torch_load
-    from ..config import ConfigError
-    from ..upstream import CheckpointError
+    from ..checkpoints.format import safe_torch_load
+    from ..checkpoints.upstream import CheckpointError
+    from ..models.config import ConfigError
     from . import CommandError
 
     config_path, overrides = _split_items(args.items)
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if config_path is None and args.resume is None:
         raise CommandError("give a training CONFIG (e.g. config/train_synthetic.yaml) or --resume a run")
 
-    from ..train_config import load_train_config, train_config_from_dict
-    from ..trainer import STATE_FILE, TrainError, train
+    from ..train.config import load_train_config, train_config_from_dict
+    from ..train.loop import STATE_FILE, TrainError, train
 
     try:
         if config_path is not None:

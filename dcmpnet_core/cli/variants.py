@@ -23,8 +23,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..complexity import count_macs
-    from ..config import VARIANTS
+    from ..evaluation.complexity import count_macs
+    from ..models.config import VARIANTS
 
     h, w = parse_size(args.size)
     print(f"{'variant':<8} {'dehaze params':>14} {'DE params':>10} {'dehaze GMACs':>13} {'DE GMACs':>9}  (at {h}x{w})")

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..depth_convention import normalize_depth
+from ..utils.depth_convention import normalize_depth
 from .depth_targets import (
     DEPTH_SOURCES,
     MODEL_OUTPUTS,

@@ -1,6 +1,6 @@
 """Depth targets for training: stored depth, transmission maps, generator depth, or a depth model.
 
-Every source ends in the project convention of :mod:`dcmpnet_core.depth_convention`: relative
+Every source ends in the project convention of :mod:`dcmpnet_core.utils.depth_convention`: relative
 depth (H,W) float32 in (0, 1], larger = farther, ``depth / max(depth)`` over valid pixels, with a
 boolean validity mask of the same shape (invalid pixels hold 1.0).  Normalisation is left to the
 caller (the dataset normalises after cropping, so each crop's farthest valid pixel is 1).
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..depth_convention import disparity_to_depth, normalize_depth
+from ..utils.depth_convention import disparity_to_depth, normalize_depth
 
 DEPTH_SOURCES = ("auto", "stored", "transmission", "synthetic", "model", "none")
 MODEL_OUTPUTS = ("depth", "disparity")
@@ -125,7 +125,7 @@ class DepthModel:
     suits most encoders).  Output: (1,1,H',W'), (1,H',W') or (H',W'); it is resized back to the
     image size.  ``output`` says what it means: ``"depth"`` (larger = farther, any scale) or
     ``"disparity"`` (larger = nearer, e.g. MiDaS/DPT/Depth-Anything relative inverse depth);
-    disparity is converted with :func:`dcmpnet_core.depth_convention.disparity_to_depth`.
+    disparity is converted with :func:`dcmpnet_core.utils.depth_convention.disparity_to_depth`.
     ONNX models need ``onnxruntime`` (optional dependency, ``pip install onnxruntime``).
     The model runs on CPU, once per image, before any crop.
     """

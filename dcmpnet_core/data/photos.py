@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..depth_convention import disparity_to_depth, normalize_depth
+from ..utils.depth_convention import disparity_to_depth, normalize_depth
 from .haze import apply_haze
 
 MOTORCYCLE_FOCAL_PX = 994.978

@@ -58,7 +58,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..fileio import replace_dir
+from ..utils.fileio import replace_dir
 from .haze import apply_haze
 from .textures import PHOTO_SOURCES, Material, TextureLibrary, color_transform, sample
 

@@ -1,0 +1,1 @@
+"""Metrics, the held-out quality benchmark, complexity counts and speed benchmarks."""

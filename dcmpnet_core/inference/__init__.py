@@ -1,0 +1,1 @@
+"""The inference engine: orchestration, backends (network, dark channel prior), fast paths, export."""
