@@ -78,7 +78,7 @@ def test_every_import_is_declared():
     stdlib = set(sys.stdlib_module_names)
     problems = []
     for name, where in sorted(_imports(["dcmpnet_core", "dcmpnet_ros", "launch", "test"]).items()):
-        local_helper = (ROOT / "test" / f"{name}.py").exists()
+        local_helper = (ROOT / "test" / "helpers" / f"{name}.py").exists()
         if name in stdlib or name in OWN or name == "__future__" or local_helper:
             continue
         if name in ROSDEP_KEYS:
