@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoints.upstream import CheckpointError
     from ..data import build_dataset
-    from ..inference.engine import resolve_device
+    from ..inference.device import resolve_device
     from ..models.dcmpnet import DCMPNet
 
     try:

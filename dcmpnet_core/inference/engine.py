@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
 import warnings
@@ -73,6 +72,7 @@ import torch
 from ..checkpoints.bundled import WeightsNotFoundError, default_weights_path, missing_weights_message
 from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR  # noqa: F401  (re-exported)
 from .dcp import DCPParams, box_mean, dehaze_dcp, guided_filter
+from .device import is_out_of_memory, resolve_device
 from .haze_level import (
     DEFAULT_BYPASS_BAND,
     DEFAULT_BYPASS_BELOW,
@@ -167,56 +167,6 @@ def _as_float01(image: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> cuda if available else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` checked to exist."""
-    spec = str(device) if isinstance(device, torch.device) else device
-    if not isinstance(spec, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    s = spec.strip().lower()
-    if s == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if s == "cpu":
-        return torch.device("cpu")
-    if s == "cuda" or re.fullmatch(r"cuda:\d+", s):
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device {spec!r} was requested but CUDA is not available (torch.cuda.is_available() is False; "
-                f"torch {torch.__version__}, built for CUDA {torch.version.cuda}); use device='cpu' or 'auto'"
-            )
-        count = torch.cuda.device_count()
-        index = int(s.split(":")[1]) if ":" in s else torch.cuda.current_device()
-        if index >= count:
-            raise RuntimeError(f"device {spec!r} was requested but only {count} CUDA device(s) exist "
-                               f"(cuda:0 .. cuda:{count - 1})")
-        return torch.device("cuda", index)
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
-
-
-# Messages of allocation failures that torch raises as plain RuntimeErrors (cuBLAS / cuDNN workspaces,
-# CUDA driver errors, CPU allocator).
-_OOM_MESSAGES = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
-                 "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE", "cudaErrorMemoryAllocation", "CUDA_ERROR_OUT_OF_MEMORY")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA out-of-memory errors (also cuBLAS/cuDNN allocation failures) and failed CPU allocations.
-
-    Follows the exception's cause/context chain: an allocation failing inside a CUDA graph capture
-    surfaces as the capture's own error raised while handling the out-of-memory error.
-    """
-    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
-                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, MemoryError) or (oom_types and isinstance(exc, oom_types)):
-            return True
-        if isinstance(exc, RuntimeError) and any(key in str(exc) for key in _OOM_MESSAGES):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -> np.ndarray:
     """The DE network's raw output (H,W) -> relative depth (H,W) float32 in (0, 1], larger = farther.
 

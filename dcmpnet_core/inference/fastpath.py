@@ -48,6 +48,7 @@ from torch import nn
 
 from ..models.dcmpnet import DCMPNet
 from ..models.layers import DoubleConv, RescaleNorm, WindowAttention
+from .device import is_out_of_memory
 
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -315,7 +316,7 @@ class InferenceRunner:
         except Exception as exc:
             self.graphs.clear()
             torch.cuda.empty_cache()
-            if _is_oom(exc):                          # also when the capture's end masks the allocation failure
+            if is_out_of_memory(exc):                 # also when the capture's end masks the allocation failure
                 raise
             warnings.warn(f"CUDA graph capture failed ({_first_line(exc)}); running the fast eager path instead",
                           RuntimeWarning, stacklevel=4)
@@ -336,7 +337,7 @@ class InferenceRunner:
             with inductor_config.patch(freezing=True):
                 return self._compiled(x)
         except Exception as exc:
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 raise
             warnings.warn(f"torch.compile failed ({_first_line(exc)}); running the fast eager path instead",
                           RuntimeWarning, stacklevel=4)
@@ -391,12 +392,6 @@ def _allow_one_more_compiled_runner() -> None:
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), 8 + _COMPILED_RUNNERS))
             break
-
-
-def _is_oom(exc: BaseException) -> bool:
-    from .engine import is_out_of_memory
-
-    return is_out_of_memory(exc)
 
 
 def _first_line(exc: BaseException) -> str:

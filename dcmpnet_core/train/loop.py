@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..checkpoints.bundled import default_weights_path, missing_weights_message
 from ..checkpoints.format import load_state_strict, read_checkpoint, safe_torch_load
 from ..evaluation.metrics import evaluate_dataset, to_unit
-from ..inference.engine import resolve_device
+from ..inference.device import resolve_device
 from ..models.dcmpnet import DCMPNet
 from ..utils.depth_convention import CONVENTION
 from ..utils.fileio import atomic_torch_save, atomic_write_png, atomic_write_text

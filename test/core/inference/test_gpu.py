@@ -16,7 +16,8 @@ import torch
 from upstream_rule import upstream_state_dict
 
 from dcmpnet_core import DCMPNet
-from dcmpnet_core.inference.engine import Dehazer, is_out_of_memory
+from dcmpnet_core.inference.device import is_out_of_memory
+from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.inference.fastpath import InferenceRunner, prepare_for_inference
 from dcmpnet_core.models.layers import WindowAttention
 

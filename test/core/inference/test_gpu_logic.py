@@ -14,7 +14,8 @@ import torch
 
 from dcmpnet_core import DCMPNet
 from dcmpnet_core.inference import fastpath
-from dcmpnet_core.inference.engine import Dehazer, is_out_of_memory, raw_to_relative_depth
+from dcmpnet_core.inference.device import is_out_of_memory
+from dcmpnet_core.inference.engine import Dehazer, raw_to_relative_depth
 from dcmpnet_core.inference.fastpath import (
     GraphCache,
     InferenceRunner,

@@ -13,6 +13,7 @@ import torch
 
 from dcmpnet_core.checkpoints.bundled import WeightsNotFoundError, default_weights_path
 from dcmpnet_core.inference import engine as inference
+from dcmpnet_core.inference.device import resolve_device
 from dcmpnet_core.inference.engine import (
     DEPTH_FLOOR,
     DISPARITY_FLOOR,
@@ -20,7 +21,6 @@ from dcmpnet_core.inference.engine import (
     DehazeResult,
     guided_upsample,
     raw_to_relative_depth,
-    resolve_device,
 )
 from dcmpnet_core.models.dcmpnet import DCMPNet
 
