@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--encoding", default="bgr8", choices=["rgb8", "bgr8"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
-    from dcmpnet_core.cli.variants import parse_size
+    from dcmpnet_core.cli.common import parse_size
 
     height, width = parse_size(args.size)
     if args.frames < 1:

@@ -8,7 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from dcmpnet_core.cli.haze_options import add_bypass_arguments, check_bypass_arguments
+from dcmpnet_core.cli.common import (
+    CommandError,
+    add_bypass_arguments,
+    add_engine_arguments,
+    check_bypass_arguments,
+    engine_kwargs,
+)
 from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS
 
 EPILOG = """\
@@ -39,11 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-topic", dest="image_topics", action="extend", nargs="+", metavar="T", default=None,
                    help="image topic(s) to dehaze, after INPUT OUTPUT (default: every Image/CompressedImage topic)")
     p.add_argument("--weights", default=None, help="DCMPNet checkpoint (default: the bundled weights)")
-    p.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"],
-                   help="dcmpnet (needs weights) or dcp, the classical dark channel prior (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "fp16", "bf16"],
-                   help="network precision (default: %(default)s)")
+    add_engine_arguments(p, ["backend", "device", "precision", "mode", "refine"])
     p.add_argument("--storage", default=None, choices=["sqlite3", "mcap"],
                    help="output storage (default: the input's; sqlite3 for ROS 1 input)")
     p.add_argument("--compression", default="none", choices=["none", "file", "message"],
@@ -51,13 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--copy-all-topics", action="store_true",
                    help="also copy every input topic unchanged (source images included)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT rosbag2")
-    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                   help="run the network on at most N pixels per frame (downscaled, result upsampled)")
+    add_engine_arguments(p, ["max_pixels"])
     p.add_argument("--max-input-pixels", type=int, default=DEFAULT_MAX_INPUT_PIXELS, metavar="N",
                    help="pixel budget: frames whose header declares more than N pixels are skipped (too_large) "
                         "before decoding (default: %(default)s)")
-    p.add_argument("--scale", type=float, default=1.0, metavar="S",
-                   help="network resolution factor in (0, 1] (default: %(default)s)")
+    add_engine_arguments(p, ["inference_scale"])
     p.add_argument("--no-depth", action="store_true", help="do not write the depth topic(s)")
     add_bypass_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,16 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmpnet_core.cli import CommandError
-
+    # here, not at the top: `dcmpnet --help` must not import NumPy, OpenCV and rosbags
     from .bag import BagError, BagReplay, BagWriteError, stop_on_signals
 
     if args.max_input_pixels < 256:
         raise CommandError(f"--max-input-pixels: expected an integer >= 256 (16x16), got {args.max_input_pixels}")
-    if args.max_pixels is not None and args.max_pixels < 256:
-        raise CommandError(f"--max-pixels: expected an integer >= 256 (16x16), got {args.max_pixels}")
-    if not 0.0 < args.scale <= 1.0:
-        raise CommandError(f"--scale: expected a number in (0, 1], got {args.scale}")
     check_bypass_arguments(args)
     if args.weights and args.backend == "dcp":
         raise CommandError("--weights and --backend dcp do not go together: the dark channel prior uses no weights")
@@ -90,13 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
 
     def load() -> object:
-        from dcmpnet_core.inference.engine import Dehazer
+        from dcmpnet_core.inference.engine import Dehazer  # here: torch only once the input is known to be good
 
         try:
-            return Dehazer.from_checkpoint(args.weights, device=args.device, precision=args.precision,
-                                           backend=args.backend, max_pixels=args.max_pixels,
-                                           inference_scale=args.scale, bypass_below=args.bypass_below,
-                                           bypass_band=args.bypass_band, passthrough_depth=not args.no_depth)
+            return Dehazer.from_checkpoint(args.weights, bypass_below=args.bypass_below, bypass_band=args.bypass_band,
+                                           passthrough_depth=not args.no_depth, **engine_kwargs(args))
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:   # no weights, no GPU, bad file
             raise BagError(str(exc)) from exc
 

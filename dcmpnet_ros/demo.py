@@ -38,7 +38,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dcmpnet_core.cli.common import CommandError, add_engine_arguments, parse_size
 from dcmpnet_core.data.haze import apply_haze_uint8
+from dcmpnet_core.inference.options import BACKENDS
 from dcmpnet_core.utils.fileio import replace_dir
 
 DEFAULT_OUT = "dcmpnet_demo"
@@ -315,10 +317,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="output directory (default: ./%(default)s); replaced as a "
                    "whole by the next run; a directory not made by the demo is never touched")
     p.add_argument("--weights", default=None, help="DCMPNet checkpoint (default: the bundled weights if installed)")
-    p.add_argument("--backend", default="auto", choices=["auto", "dcmpnet", "dcp"],
-                   help="auto: DCMPNet with weights if any, else dark channel prior (default: %(default)s)")
+    add_engine_arguments(p, ["backend"], defaults={"backend": "auto"}, choices={"backend": ("auto", *BACKENDS)},
+                         helps={"backend": "auto: DCMPNet with weights if any, else dark channel prior"})
     p.add_argument("--frames", type=int, default=len(SCENES), help="frames in the foggy bag (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
+    add_engine_arguments(p, ["device"])
     p.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"],
                    help="rosbag2 storage of both bags (default: %(default)s)")
     p.add_argument("--size", default=f"{DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}",
@@ -328,9 +330,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcmpnet_core.cli import CommandError
-    from dcmpnet_core.cli.variants import parse_size
-
     size = parse_size(args.size)
     if args.frames < 1:
         raise CommandError(f"--frames: expected an integer >= 1, got {args.frames}")

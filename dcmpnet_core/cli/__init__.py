@@ -1,7 +1,9 @@
 """The ``dcmpnet`` command line: one module per command, each with ``register(subparsers)``.
 
-Commands are thin wrappers over the library; heavy imports happen inside the command, so
-``dcmpnet --help`` is fast.  ``dcmpnet_ros.cli`` adds the ROS-message commands (``bag``, ``demo``).
+Commands are thin wrappers over the library; heavy imports happen inside the command's run function, so
+``dcmpnet --help`` is fast.  What the commands share (:class:`~dcmpnet_core.cli.common.CommandError`, the
+engine's flags) is in :mod:`dcmpnet_core.cli.common`.  ``dcmpnet_ros.cli`` adds the ROS-message commands
+(``bag``, ``demo``).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Callable, Sequence
 
 from . import bench, convert, export, infer, promote, quality, synth, train, variants
 from . import eval as evaluate
+from .common import CommandError
 
 CORE_COMMANDS = [convert, infer, export, variants, bench, synth, train, evaluate, quality, promote]
 
@@ -79,10 +82,6 @@ def missing_extra_hint(module: str) -> str:
                      if "extra ==" in req and req.lower().startswith(dist.lower())} - {"dev"})
     how = " or ".join(f"pip install 'dcmpnet_ros[{e}]'" for e in extras) or f"pip install {dist}"
     return f"this command needs {dist}, which is not installed: {how}"
-
-
-class CommandError(Exception):
-    """An error to print as one line, without a traceback."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..inference.options import ENGINE_OPTIONS
+from .common import CommandError, add_engine_arguments, parse_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark inference modes; the first row is the eager fp32 reference",
@@ -13,11 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="480x640", help="frame size HxW (default: %(default)s)")
     p.add_argument("--config", default="paper", help="model variant name (default: %(default)s)")
     p.add_argument("--weights", default=None, help="checkpoint to benchmark instead of random weights")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "tf32", "fp16", "bf16"],
-                   help="precisions to time besides the reference (default: fp32)")
-    p.add_argument("--modes", nargs="+", default=None,
-                   help="inference modes (default: eager fast; add compile, cuda_graphs on GPU)")
+    add_engine_arguments(p, ["device", "precision", "mode"], defaults={"device": "cpu", "precision": ["fp32"],
+                                                                 "mode": None},
+                         nargs={"precision": "+", "mode": "+"}, choices={"mode": ()},
+                         helps={"precision": "precisions to time besides the eager fp32 reference",
+                                "mode": "inference modes to time (eager, fast, compile, cuda_graphs; a +nhwc or "
+                                        "+nchw suffix forces the memory layout); default: eager fast, and "
+                                        "cuda_graphs on GPU; with --engine: auto"})
+    p.add_argument("--modes", dest="mode", nargs="+", type=ENGINE_OPTIONS["mode"].parse, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)           # the spelling before --mode; kept for old command lines
     p.add_argument("--repeat", type=int, default=5, help="timed runs per row (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed runs per row before timing (CUDA graphs capture on the second call; "
@@ -27,18 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", action="store_true",
                    help="time the whole engine (dcmpnet_core.inference.engine.Dehazer) on a uint8 photo frame "
                         "instead of the bare networks; the reference is the engine in eager fp32 at full resolution")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="with --engine: run the network on at most this many pixels (guided upsampling back)")
+    add_engine_arguments(p, ["max_pixels"], helps={"max_pixels": "with --engine: run the network on at most this "
+                                                                  "many pixels (guided upsampling back)"})
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # here, not at the top: `dcmpnet --help` must not import torch
 
     from ..evaluation.bench import format_table, run_benchmark, run_engine_benchmark
     from ..models.dcmpnet import DCMPNet
-    from . import CommandError
-    from .variants import parse_size
 
     h, w = parse_size(args.size)
     if args.repeat < 1 or args.batch < 1 or args.warmup < 0:
@@ -49,14 +54,14 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = DCMPNet.from_checkpoint(args.weights) if args.weights else DCMPNet(args.config)
-    modes = args.modes or (["eager", "fast", "cuda_graphs"] if args.device.startswith("cuda") else ["eager", "fast"])
+    modes = args.mode or (["eager", "fast", "cuda_graphs"] if args.device.startswith("cuda") else ["eager", "fast"])
     name = args.weights or f"variant '{args.config}' (random weights)"
     dev_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"
     print(f"dcmpnet bench: {name}, {h}x{w}, batch {args.batch}, device {args.device} ({dev_name}), "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
     say = lambda m: print(f"  timing {m} ...", file=sys.stderr, flush=True)  # noqa: E731
     if args.engine:
-        rows = run_engine_benchmark(model, h, w, args.device, args.modes or ["auto"], args.precision,
+        rows = run_engine_benchmark(model, h, w, args.device, args.mode or ["auto"], args.precision,
                                     max_pixels=args.max_pixels, repeat=args.repeat, warmup=args.warmup,
                                     progress=say)
     else:

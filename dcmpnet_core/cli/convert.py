@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import CommandError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert original DCMPNet weights (dehaze + depth .pth) to a project checkpoint",
@@ -21,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.upstream import CheckpointError
     from ..models.dcmpnet import DCMPNet
-    from . import CommandError
 
     if args.output.exists() and not args.overwrite:
         raise CommandError(f"{args.output} exists; pass --overwrite to replace it")

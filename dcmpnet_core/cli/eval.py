@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import CommandError, add_engine_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM of a checkpoint on a paired dehazing dataset",
@@ -19,18 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-images", action="store_true", help="also write the dehazed images to OUT/images")
     p.add_argument("--full-res-ssim", action="store_true", help="SSIM on the full-resolution images (no pooling)")
     p.add_argument("--max-images", type=int, help="evaluate only the first N images")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_engine_arguments(p, ["device"])
     p.add_argument("--engine", choices=["auto", "network"], default="auto",
                    help="auto: the inference engine that dcmpnet infer and the ROS node run (full resolution); "
                         "network: the plain network forward (default: %(default)s)")
-    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
-                   help="engine precision (default: %(default)s; the network path is always fp32)")
+    add_engine_arguments(p, ["precision"], helps={"precision": "engine precision (the network path is always fp32)"})
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import CommandError
-
     if not args.weights.is_file():
         raise CommandError(f"--weights {args.weights} does not exist")
     if not args.data.is_dir():
@@ -38,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_images is not None and args.max_images < 1:
         raise CommandError(f"--max-images must be >= 1, got {args.max_images}")
 
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.upstream import CheckpointError
     from ..data import build_dataset
     from ..inference.device import resolve_device
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
 
     records = _evaluate(model, dataset, dev, args)
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..evaluation.metrics import MetricMeter
 
     meter = MetricMeter()
@@ -75,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..evaluation.metrics import evaluate_dataset
 
     save = None
     if args.save_images:
         if args.out is None:
-            from . import CommandError
-
             raise CommandError("--save-images needs --out DIR")
+        # here, not at the top: `dcmpnet --help` must not import torch
         from ..train.loop import to_uint8_rgb
         from ..utils.fileio import atomic_write_png
 
@@ -103,12 +104,11 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
 
 def _dehaze_fn(model, dev, args: argparse.Namespace):
     """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine, or the plain network."""
+    # here, not at the top: `dcmpnet --help` must not import torch
     import torch
 
     if args.engine == "network":
         if args.precision != "fp32":
-            from . import CommandError
-
             raise CommandError(f"--precision {args.precision} needs the inference engine (--engine auto)")
         return lambda x: model.dehaze_net(x).dehazed
 

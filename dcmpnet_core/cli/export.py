@@ -5,6 +5,8 @@ import argparse
 import re
 from pathlib import Path
 
+from .common import CommandError
+
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
@@ -38,8 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import CommandError
-
     if args.output.exists() and not args.overwrite:
         raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
     if args.output.suffix.lower() != ".onnx":
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise CommandError("ONNX export needs the 'onnx' package: pip install onnx onnxscript onnxruntime") from None
 
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.bundled import default_weights_path, missing_weights_message
     from ..checkpoints.format import CheckpointError
     from ..inference.export import DEFAULT_OPSET, export_onnx

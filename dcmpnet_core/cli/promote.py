@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import CommandError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.bundled import DEFAULT_WEIGHTS
     from ..train.campaign import promote
-    from . import CommandError
 
     target = args.target or DEFAULT_WEIGHTS
     photos = [p.strip() for p in args.photos.split(",") if p.strip()] if args.photos else None

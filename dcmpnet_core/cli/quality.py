@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import CommandError, add_engine_arguments, engine_kwargs
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "PSNR/SSIM of the input, the dark channel prior and DCMPNet, plus the depth Spearman "
                     "correlation, per density and per photo. None of these photos is ever used for training.")
     p.add_argument("--weights", default=None, help="checkpoint (default: the bundled default weights)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=None, help="run the network on at most this many pixels")
+    add_engine_arguments(p, ["device", "precision", "mode", "refine", "max_pixels", "inference_scale"],
+                         defaults={"mode": "fast"})
     p.add_argument("--photos", default=None,
                    help="comma-separated subset of the held-out photos (default: all; motorcycle, aloe, leuvenA, "
                         "building, licenseplate_motion, home, stuff, squirrel_cls)")
@@ -26,16 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.bundled import WeightsNotFoundError
     from ..evaluation.quality import preview_grid, run_quality
     from ..inference.engine import Dehazer
     from ..utils.fileio import atomic_write_png
-    from . import CommandError
 
     try:
         # "dcmpnet": the engine as the node and `dcmpnet infer` run it by default (haze-aware: clear frames
         # pass through); "network": the network on every frame (bypass_below=0), what the weights alone do.
-        kw = dict(device=args.device, max_pixels=args.max_pixels, mode="fast")
+        kw = engine_kwargs(args)
         net = Dehazer.from_checkpoint(args.weights, **kw)
         always = Dehazer.from_checkpoint(args.weights, bypass_below=0.0, **kw)
     except (WeightsNotFoundError, FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import CommandError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render synthetic hazy/clear/depth triples for training",
@@ -34,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..data.synth import HazeDistribution, SynthError, write_dataset
-    from . import CommandError
 
     try:
         default = HazeDistribution()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import CommandError
+
 EPILOG = """examples:
   dcmpnet train config/train_synthetic.yaml --data data/synth --out runs/synth
   dcmpnet train --config config/train_synthetic.yaml --max-steps 300 --data data/synth --out runs/short
@@ -37,8 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
-    from . import CommandError
-
     configs = [i for i in items if "=" not in i]
     overrides = [i for i in items if "=" in i]
     if len(configs) > 1:
@@ -47,10 +47,10 @@ def _split_items(items: list[str]) -> tuple[Path | None, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..checkpoints.format import safe_torch_load
     from ..checkpoints.upstream import CheckpointError
     from ..models.config import ConfigError
-    from . import CommandError
 
     config_path, overrides = _split_items(args.items)
     if args.config is not None:
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if config_path is None and args.resume is None:
         raise CommandError("give a training CONFIG (e.g. config/train_synthetic.yaml) or --resume a run")
 
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..train.config import load_train_config, train_config_from_dict
     from ..train.loop import STATE_FILE, TrainError, train
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import parse_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("variants", help="list model variants with parameters and MACs per frame")
@@ -10,19 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    from . import CommandError
-
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CommandError(f"--size must look like 480x640 (HxW), got {text!r}") from None
-    if h < 16 or w < 16:
-        raise CommandError(f"--size must be at least 16x16, got {text!r}")
-    return h, w
-
-
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: `dcmpnet --help` must not import torch
     from ..evaluation.complexity import count_macs
     from ..models.config import VARIANTS
 

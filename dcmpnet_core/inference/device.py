@@ -5,13 +5,13 @@ import re
 
 import torch
 
+from .options import DEVICE
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> cuda if available else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` checked to exist."""
     spec = str(device) if isinstance(device, torch.device) else device
-    if not isinstance(spec, str):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    s = spec.strip().lower()
+    s = DEVICE.validate(spec.strip().lower() if isinstance(spec, str) else spec)
     if s == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if s == "cpu":
@@ -28,7 +28,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise RuntimeError(f"device {spec!r} was requested but only {count} CUDA device(s) exist "
                                f"(cuda:0 .. cuda:{count - 1})")
         return torch.device("cuda", index)
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    raise AssertionError(f"unreachable: {s!r} passed the device check")
 
 
 # Messages of allocation failures that torch raises as plain RuntimeErrors (cuBLAS / cuDNN workspaces,

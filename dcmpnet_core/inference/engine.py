@@ -82,9 +82,18 @@ from .haze_level import (
     check_bypass,
     estimate_haze_level,
 )
+from .options import (  # noqa: F401  (PRECISIONS, BACKENDS, REFINES re-exported)
+    BACKEND,
+    BACKENDS,
+    INFERENCE_SCALE,
+    MAX_PIXELS,
+    MODE,
+    PRECISION,
+    PRECISIONS,
+    REFINE,
+    REFINES,
+)
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-BACKENDS = ("dcmpnet", "dcp")
 MIN_SIDE = 16
 # Float input further outside [0, 1] than this is taken as a scale mistake (e.g. 0-255 floats).
 _FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
@@ -97,7 +106,19 @@ UPSAMPLE_EPS = 1e-4
 REFINE_RADIUS_FRACTION = 0.1
 REFINE_EPS = 3e-5
 REFINE_DEPTH_EPS = 1e-2            # depth: smoothed along the input's edges (grey guide), not re-expressed
-REFINES = ("auto", "none", "guided")
+
+
+class InputError(ValueError):
+    """A frame the engine refuses: the message is ``<argument>: <detail>`` (``images[2]: expected ...``).
+
+    ``name`` is the argument (``image``, ``images[k]``), ``detail`` the message without it, for callers that name
+    the frame their own way (``dcmpnet infer`` names the file).
+    """
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.detail = detail
 
 
 @dataclass
@@ -327,19 +348,19 @@ def probe_model(model: torch.nn.Module, what: str) -> None:
 
 def _validate_image(image: object, name: str) -> _Frame:
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy.ndarray of shape (H, W, 3), got {type(image).__name__}")
+        raise InputError(name, f"expected a numpy.ndarray of shape (H, W, 3), got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
         hint = " (drop the alpha channel)" if image.ndim == 3 and image.shape[2] == 4 else ""
-        raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got shape {image.shape}{hint}")
+        raise InputError(name, f"expected shape (H, W, 3) RGB, got shape {image.shape}{hint}")
     if image.dtype.byteorder not in ("=", "|") and image.dtype.newbyteorder("=") in (np.float32, np.float64):
         image = image.astype(image.dtype.newbyteorder("="))     # big-endian float: same values, native order
     if image.dtype not in (np.uint8, np.float32, np.float64):
-        raise ValueError(f"{name}: expected dtype uint8, float32 or float64, got {image.dtype}")
+        raise InputError(name, f"expected dtype uint8, float32 or float64, got {image.dtype}")
     h, w = image.shape[:2]
     if h == 0 or w == 0:
-        raise ValueError(f"{name}: image is empty, shape {image.shape}")
+        raise InputError(name, f"image is empty, shape {image.shape}")
     if h < MIN_SIDE or w < MIN_SIDE:
-        raise ValueError(f"{name}: expected both sides >= {MIN_SIDE} px, got {h}x{w} (H x W); "
+        raise InputError(name, f"expected both sides >= {MIN_SIDE} px, got {h}x{w} (H x W); "
                          "smaller images are not upscaled")
     notes: list[str] = []
     if image.dtype == np.uint8:
@@ -355,7 +376,7 @@ def _validate_image(image: object, name: str) -> _Frame:
         notes.append(msg)
     lo, hi = float(img.min()), float(img.max())
     if lo < _FLOAT_LOW or hi > _FLOAT_HIGH:
-        raise ValueError(f"{name}: float images must hold values in [0, 1], got range [{lo:g}, {hi:g}] "
+        raise InputError(name, f"float images must hold values in [0, 1], got range [{lo:g}, {hi:g}] "
                          "(for 0-255 data pass uint8 or divide by 255)")
     return _Frame(np.clip(img, 0.0, 1.0), image.dtype, nonfinite, notes, image)
 
@@ -395,12 +416,8 @@ class Dehazer:
                  inference_scale: float = 1.0, mode: str = "auto", max_oom_retries: int = 3,
                  dcp_params: DCPParams | None = None, bypass_below: float | None = None,
                  bypass_band: float | None = None, passthrough_depth: bool = True, refine: str = "auto") -> None:
-        if refine not in REFINES:
-            raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        for option, value in ((REFINE, refine), (BACKEND, backend), (PRECISION, precision), (MODE, mode)):
+            option.validate(value)             # ConfigError (a ValueError): "name: expected ..., got ..."
         if isinstance(max_oom_retries, bool) or not isinstance(max_oom_retries, int) or max_oom_retries < 0:
             raise ValueError(f"max_oom_retries must be a non-negative integer, got {max_oom_retries!r}")
         self.backend = backend
@@ -464,8 +481,7 @@ class Dehazer:
                 raise ValueError(f"backend 'dcp' uses no weights, got path={os.fspath(path)!r}")
             return cls(None, device=device, precision=precision, backend="dcp", max_pixels=max_pixels,
                        inference_scale=inference_scale, mode=mode, **kwargs)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        BACKEND.validate(backend)
         if path is None:
             path = default_weights_path()
             if path is None:
@@ -485,15 +501,11 @@ class Dehazer:
 
     def set_resolution(self, max_pixels: int | None, inference_scale: float = 1.0) -> None:
         """Change ``max_pixels`` / ``inference_scale`` (thread-safe; takes effect from the next frame)."""
-        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
-                                       or max_pixels < MIN_SIDE * MIN_SIDE):
-            raise ValueError(f"max_pixels must be None or an integer >= {MIN_SIDE * MIN_SIDE}, got {max_pixels!r}")
-        if isinstance(inference_scale, bool) or not isinstance(inference_scale, (int, float)) \
-                or not 0.0 < float(inference_scale) <= 1.0:
-            raise ValueError(f"inference_scale must be a number in (0, 1], got {inference_scale!r}")
+        max_pixels = MAX_PIXELS.validate(max_pixels)
+        inference_scale = INFERENCE_SCALE.validate(inference_scale)
         with self._settings_lock:
             self.max_pixels = max_pixels
-            self.inference_scale = float(inference_scale)
+            self.inference_scale = inference_scale
 
     # ------------------------------------------------------------------------------- public calls
     def __call__(self, image: np.ndarray, stream: object = "default") -> DehazeResult:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+
+from ..utils.fileio import atomic_path
 
 DEFAULT_OPSET = 18
 # Sample size for dynamic export: sides that need padding at every padding step, so that the
@@ -91,9 +92,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
     sample = torch.rand(shape, generator=generator) * 2 - 1
     exporter = "dynamo" if opset >= DEFAULT_OPSET else "torchscript"
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        tmp_file = Path(tmp) / out.name
+    with atomic_path(out, keep_suffix=True) as tmp_file:      # an interrupted export leaves no partial file
         kwargs: dict = {"input_names": ["hazy"], "output_names": ["dehazed", "depth"], "opset_version": opset}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")          # exporter chatter (constant folding, deprecations)
@@ -123,7 +122,6 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
             prop.key, prop.value = k, v
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp_file))
-        os.replace(tmp_file, out)
 
     diffs: tuple[float | None, float | None] = (None, None)
     if verify:

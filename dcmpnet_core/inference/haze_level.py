@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from .dcp import dark_channel, estimate_airlight
+from .options import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW  # noqa: F401  (torch-free home, re-exported)
 
 #: Long side (px) of the copy the level is computed on.
 WORK_SIDE = 128
@@ -50,10 +51,6 @@ VEIL_WEIGHT = 3.0
 #: Fraction of the brightest dark-channel pixels among which the airlight is sought.
 AIRLIGHT_TOP = 0.01
 
-#: Default haze level below which frames are passed through (calibrated on real photos; see the README).
-DEFAULT_BYPASS_BELOW = 0.53
-#: Default width of the blend band above it, where the output fades from the input to the network's output.
-DEFAULT_BYPASS_BAND = 0.05
 #: HazeGate defaults: EMA weight of a new frame's level, backlash half-width, largest weight change per frame.
 DEFAULT_SMOOTHING = 0.3
 DEFAULT_HYSTERESIS = 0.02

@@ -159,3 +159,47 @@ def file_bytes(path: Path) -> np.ndarray:
         return np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise DecodeError("unreadable", f"cannot read the file ({exc.strerror or exc})") from None
+
+
+_SAMPLE_TYPES = "8- or 16-bit unsigned integers, or float"
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """An image file as RGB (H,W,3): uint8, or float32 in [0, 1] for 16-bit and float files; DecodeError otherwise.
+
+    The size comes from the header and is checked against ``max_pixels`` before anything is decoded; corrupt JPEG
+    data is refused (:func:`decode_checked`).  This is the reader for files from users (``dcmpnet infer``);
+    training data goes through :func:`dcmpnet_core.data.datasets.read_rgb`, which wants float32 in [0, 1] always
+    and knows its files.
+    """
+    import cv2  # here: the ROS parameter module imports this one for its constants, without OpenCV
+
+    width, height = header_size(path)
+    check_budget(width, height, max_pixels, "its header")
+    data = file_bytes(Path(path))
+    img = decode_checked(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.size == 0:
+        raise DecodeError("unreadable", "not a readable image (OpenCV could not decode it)")
+    return to_rgb(img)
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """An OpenCV-decoded array (BGR order, 1, 3 or 4 channels) -> RGB as the engine takes it.
+
+    uint8 stays uint8; uint16 becomes float32 in [0, 1]; float stays float32 (values outside [0, 1] are for the
+    engine to name); other sample types and channel counts raise DecodeError ``unsupported``.
+    """
+    import cv2  # here: see read_image
+
+    if img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535.0
+    elif img.dtype.kind == "f":
+        img = img.astype(np.float32)
+    elif img.dtype != np.uint8:
+        raise DecodeError("unsupported", f"{img.dtype} samples are not supported (expected {_SAMPLE_TYPES})")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    code = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}.get(channels)
+    if code is None:
+        raise DecodeError("unsupported", f"{channels} channels are not supported (expected 1, 3 or 4)")
+    return cv2.cvtColor(np.ascontiguousarray(img.reshape(img.shape[0], img.shape[1], channels)
+                                             if channels == 1 else img), code)

@@ -2,7 +2,7 @@
 
 Files are written to a temporary name in the destination's folder and renamed over the
 destination (``os.replace``, atomic on POSIX); whole folders (datasets, bags, demo output) are
-built under a temporary name and swapped in with :func:`replace_dir`.
+built under a temporary name and swapped in with :func:`atomic_dir` / :func:`replace_dir`.
 """
 from __future__ import annotations
 
@@ -28,14 +28,16 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error it is removed.
 
     The result gets the permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only).
+    ``keep_suffix``: the temporary name ends in ``path``'s extension too, for writers that choose the format by
+    it (OpenCV's VideoWriter).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp" + (p.suffix if keep_suffix else ""), dir=p.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -79,6 +81,23 @@ def atomic_write_png(path: str | os.PathLike, rgb: Any) -> Path:
     if not ok:
         raise OSError(f"could not encode {path} as PNG")
     return atomic_write_bytes(path, buf.tobytes())
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out``; on success it replaces ``out`` (:func:`replace_dir`).
+
+    On any error the temporary folder is removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield built
+        replace_dir(built, out)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
 
 
 def replace_dir(built: str | os.PathLike, out: str | os.PathLike) -> None:

@@ -12,9 +12,9 @@ import pytest
 import skimage.data
 import torch
 
-from dcmpnet_core.cli import infer as infer_cli
 from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.models.dcmpnet import DCMPNet
+from dcmpnet_core.utils import fileio
 from dcmpnet_core.utils.visualize import depth_to_color, side_by_side
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -139,7 +139,9 @@ def test_argument_errors(tmp_path, weights):
     res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--backend", "dcp", "--weights", weights)
     assert res.returncode == 2 and "--weights has no effect with --backend dcp" in res.stderr
     res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--weights", weights, "--scale", "2")
-    assert res.returncode == 2 and "inference_scale must be a number in (0, 1], got 2.0" in res.stderr
+    assert res.returncode == 2 and "argument --scale: expected > 0 and <= 1, got 2.0" in res.stderr
+    res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--weights", weights, "--inference-scale", "0")
+    assert res.returncode == 2 and "argument --inference-scale: expected > 0 and <= 1, got 0.0" in res.stderr
     res = _dcmpnet("infer", tmp_path, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt")
     assert res.returncode == 2 and "does not exist" in res.stderr
     if not torch.cuda.is_available():
@@ -166,9 +168,9 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     def fail(*_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(infer_cli.os, "replace", fail)
+    monkeypatch.setattr(fileio.os, "replace", fail)
     with pytest.raises(KeyboardInterrupt):
-        infer_cli._write_png(target, _photo("astronaut"))
+        fileio.atomic_write_png(target, _photo("astronaut"))
     assert list(tmp_path.iterdir()) == []
 
 
