@@ -12,21 +12,16 @@ The node declares each parameter typed (bool, integer, double, string) with a ra
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from dcmpnet_core.inference.options import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, ENGINE_OPTIONS
+from dcmpnet_core.utils.config import Check, ConfigError, build, check_type
 from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
-
-# The engine's pass-through defaults (dcmpnet_core.inference.haze_level; test_ros_params checks they agree), repeated
-# here because the ROS-free modules import only the torch-free dcmpnet_core.utils.decoding from dcmpnet_core.
-DEFAULT_BYPASS_BELOW = 0.53
-DEFAULT_BYPASS_BAND = 0.05
 
 QOS_NAMES = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 NODE_NAME = "dehaze_node"
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# The node's max_pixels floor is above the engine's (256): below 64 x 64 the network's output is useless for a camera.
 MIN_MAX_PIXELS = 64 * 64
 MAX_PIXELS_LIMIT = 1_000_000_000
 #: ROS 2 parameter type names (rcl_interfaces/ParameterType) of the Python types.
@@ -36,11 +31,11 @@ ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 ROS_BUILTIN_PREFIXES = ("qos_overrides.",)
 
 
-class ParameterError(ValueError):
+class ParameterError(ConfigError):
     """A bad parameter value; the message starts with the parameter name, ``name`` holds it."""
 
     def __init__(self, name: str, message: str):
-        super().__init__(f"{name}: {message}")
+        super().__init__(f"{name}: {message}", name, message)
         self.name = name
 
 
@@ -48,66 +43,35 @@ class ParameterError(ValueError):
 class ParamSpec:
     """One node parameter.
 
-    ``type`` is bool, int, float or str. ``choices`` lists the allowed values; ``low``/``high`` bound numbers
-    (``low_open``: the bound itself is not allowed). ``dynamic`` parameters may change while the node runs.
-    ``casefold`` strings are accepted in any case and stored in lower case.
+    ``type`` is bool, int, float or str; ``check`` holds the allowed values (choices, or a range with values
+    allowed besides it, or a pattern; see :class:`dcmpnet_core.utils.config.Check`). ``dynamic`` parameters may
+    change while the node runs.
     """
 
     name: str
     default: Any
     type: type
     description: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
+    check: Check = Check()
     dynamic: bool = False
-    casefold: bool = False
+
+    @property
+    def choices(self) -> tuple:
+        return self.check.choices
+
+    @property
+    def low_open(self) -> bool:
+        return self.check.low_open
 
     @property
     def constraints(self) -> str:
         """Human-readable allowed values (for ParameterDescriptor.additional_constraints)."""
-        if self.choices:
-            return "one of: " + ", ".join(str(c) if c != "" else '""' for c in self.choices)
-        if self.name == "device":
-            return "auto, cpu, cuda or cuda:N"
-        if self.name == "max_pixels":
-            return f"0 or >= {MIN_MAX_PIXELS} and <= {MAX_PIXELS_LIMIT}"
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            parts.append(f"<= {self.high:g}")
-        return " and ".join(parts)
+        return self.check.describe()
 
     def validate(self, value: Any) -> Any:
         """``value`` checked and converted to ``type`` (int -> float allowed); ParameterError otherwise."""
-        if self.type is bool:
-            ok = isinstance(value, bool)
-        elif self.type is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif self.type is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            raise ParameterError(self.name, f"expected {self.type.__name__}, got {type(value).__name__} {value!r}")
-        value = self.type(value)
-        if self.casefold:
-            value = value.lower()
-        if self.type is float and not math.isfinite(value):
-            raise ParameterError(self.name, f"expected a finite number, got {value!r}")
-        if self.choices and value not in self.choices:
-            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
-        if self.name == "device" and not _DEVICE.match(value):
-            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
-        if self.name == "max_pixels" and 0 < value < MIN_MAX_PIXELS:
-            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
-        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        too_high = self.high is not None and value > self.high
-        if too_low or too_high:
-            raise ParameterError(self.name, f"expected {self.constraints}, got {value!r}")
-        return value
+        value = check_type(value, self.type, self.name, error=ParameterError)
+        return self.check.apply(value, self.name, ParameterError)
 
     @property
     def ros_type(self) -> str:
@@ -117,81 +81,90 @@ class ParamSpec:
     def descriptor_fields(self) -> dict[str, Any]:
         """rcl_interfaces/ParameterDescriptor fields as plain data (the node builds the message from them).
 
-        Numbers get ``range`` = (from, to), inclusive as ROS defines it (an open bound such as ``> 0`` is still
-        refused by :meth:`validate`, which the node applies to every change).
+        Numbers get ``range`` = (from, to), inclusive as ROS defines it, over the allowed values (an open bound such
+        as ``> 0``, or the gap between 0 and max_pixels' floor, is still refused by :meth:`validate`, which the node
+        applies to every change).
         """
         fields = {"name": self.name, "type": self.ros_type, "description": self.description,
                   "additional_constraints": self.constraints, "read_only": not self.dynamic}
         if self.type in (int, float):
-            fields["range"] = (self.type(self.low), self.type(self.high))
+            low = min([self.check.low, *(a for a in self.check.also if isinstance(a, (int, float)))])
+            fields["range"] = (self.type(low), self.type(self.check.high))
         return fields
+
+
+def _param(name: str, default: Any, type_: type, description: str, dynamic: bool = False, **check: Any) -> ParamSpec:
+    return ParamSpec(name, default, type_, description, Check(**check), dynamic)
+
+
+def _engine_param(name: str, default: Any = None, prefix: str = "", dynamic: bool = False,
+                  check: Check | None = None) -> ParamSpec:
+    """The node parameter of engine option ``name``: allowed values and description from the option's spec."""
+    opt = ENGINE_OPTIONS[name]
+    text = prefix + opt.help
+    return ParamSpec(name, opt.default if default is None else default, opt.type, text[0].upper() + text[1:] + ".",
+                     check or opt.check, dynamic)
 
 
 def _specs() -> dict[str, ParamSpec]:
     qos = "QoS preset: sensor_data (best effort), default / reliable (reliable), best_effort, system_default"
     table = [
-        ParamSpec("weights", "", str, "Checkpoint file; empty uses the bundled default weights."),
-        ParamSpec("backend", "dcmpnet", str, "Dehazing method: the DCMPNet network or the classic dark channel "
-                  "prior (no weights needed).", choices=("dcmpnet", "dcp")),
-        ParamSpec("device", "auto", str, "Torch device: auto (CUDA when available), cpu, cuda or cuda:N."),
-        ParamSpec("precision", "fp32", str, "Inference precision: fp32 (exact), tf32 (TF32 tensor cores, CUDA), "
-                  "fp16 or bf16 (half memory, faster GPUs).",
-                  choices=("fp32", "tf32", "fp16", "bf16")),
-        ParamSpec("mode", "auto", str, "Inference fast paths: auto (every exact one: folded BatchNorm, "
-                  "channels_last, fused attention), eager (none), compile (adds torch.compile: slow start), "
-                  "cuda_graphs (GPU, fixed frame size).", choices=("auto", "eager", "fast", "compile", "cuda_graphs")),
-        ParamSpec("warmup_width", 0, int, "Width of the frames to expect: with warmup_height > 0 too, one "
-                  "frame of that size runs through the engine at start-up (lifecycle: configure), so the first "
-                  "camera frame does not pay for lazy initialisation; 0: no warm-up.", low=0, high=16384),
-        ParamSpec("warmup_height", 0, int, "Height of the frames to expect (see warmup_width); 0: no warm-up.",
-                  low=0, high=16384),
-        ParamSpec("torch_threads", 0, int, "Threads of torch's CPU operators in this process; 0 leaves torch's "
-                  "default (one per core), which competes with the executor thread on small CPUs.", low=0,
-                  high=256),
-        ParamSpec("max_pixels", 0, int, "0 runs the network at full resolution; otherwise on at most this many "
-                  "pixels and the result is upsampled to the input size.", low=0, high=MAX_PIXELS_LIMIT,
-                  dynamic=True),
-        ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS, int, "Pixel budget: frames whose header "
-                  "declares more pixels (width * height) are dropped before decoding (reason too_large).",
-                  low=MIN_MAX_INPUT_PIXELS, high=MAX_PIXELS_LIMIT, dynamic=True),
-        ParamSpec("inference_scale", 1.0, float, "Scale applied to the input before inference (0 < s <= 1); the "
-                  "result is upsampled to the input size.", low=0.0, high=1.0, low_open=True, dynamic=True),
-        ParamSpec("publish_depth", True, bool, "Also publish the estimated depth (32FC1).",
-                  dynamic=True),
-        ParamSpec("depth_scale", 0.0, float, "0 publishes RELATIVE depth in (0, 1] (unitless, normalised per frame, "
-                  "larger = farther; NOT metres, although 32FC1 depth is read as metres by REP 118); > 0 publishes "
-                  "relative depth * depth_scale, metres only with a scale calibrated for the camera and scene.",
-                  low=0.0, high=10000.0, dynamic=True),
-        ParamSpec("bypass_below", DEFAULT_BYPASS_BELOW, float, "Haze level (0 clear .. 1 dense) below which frames "
-                  "are published unchanged and the dehazing network does not run; 0 dehazes every frame.", low=0.0,
-                  high=0.99, dynamic=True),
-        ParamSpec("bypass_band", DEFAULT_BYPASS_BAND, float, "Width of the haze-level band above bypass_below in "
-                  "which the output fades from the input to the dehazed frame.", low=0.0, high=1.0, dynamic=True),
-        ParamSpec("haze_warn_level", 0.6, float, "Smoothed haze level above which /diagnostics reports WARN "
-                  "(visibility reduced).", low=0.0, high=1.0, dynamic=True),
-        ParamSpec("input_transport", "raw", str, "Subscribe to raw sensor_msgs/Image or to "
-                  "sensor_msgs/CompressedImage on image/compressed.", choices=("raw", "compressed")),
-        ParamSpec("image_transport", "", str, "image_proc's name for input_transport (raw or compressed); empty "
-                  "leaves input_transport in charge.", choices=("", "raw", "compressed")),
-        ParamSpec("use_camera_info", True, bool, "Republish the input camera_info with the output stamps."),
-        ParamSpec("input_qos", "sensor_data", str, "Input " + qos + " (any case).", choices=QOS_NAMES,
-                  casefold=True),
-        ParamSpec("input_qos_depth", 1, int, "Input queue depth (1 keeps only the newest frame).", low=1, high=1000),
-        ParamSpec("output_qos", "default", str, "Output " + qos + " (any case).", choices=QOS_NAMES,
-                  casefold=True),
-        ParamSpec("output_qos_depth", 10, int, "Output queue depth (messages kept for slow subscribers).", low=1,
-                  high=1000),
-        ParamSpec("lazy", False, bool, "Run no inference while nothing subscribes to the outputs."),
-        ParamSpec("diagnostics_period", 1.0, float, "Seconds between /diagnostics messages.", low=0.0,
-                  high=3600.0, low_open=True),
-        ParamSpec("log_throttle_s", 5.0, float, "Minimum seconds between repeated warnings (0: no throttling).",
-                  low=0.0, high=3600.0, dynamic=True),
+        _param("weights", "", str, "Checkpoint file; empty uses the bundled default weights."),
+        _engine_param("backend"),
+        _engine_param("device"),
+        _engine_param("precision"),
+        _engine_param("mode"),
+        _param("warmup_width", 0, int, "Width of the frames to expect: with warmup_height > 0 too, one "
+               "frame of that size runs through the engine at start-up (lifecycle: configure), so the first "
+               "camera frame does not pay for lazy initialisation; 0: no warm-up.", low=0, high=16384),
+        _param("warmup_height", 0, int, "Height of the frames to expect (see warmup_width); 0: no warm-up.",
+               low=0, high=16384),
+        _param("torch_threads", 0, int, "Threads of torch's CPU operators in this process; 0 leaves torch's "
+               "default (one per core), which competes with the executor thread on small CPUs.", low=0,
+               high=256),
+        _engine_param("max_pixels", 0, "0 runs the network at full resolution; otherwise: ", dynamic=True,
+                   check=Check(low=MIN_MAX_PIXELS, high=MAX_PIXELS_LIMIT, also=(0,))),
+        _param("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS, int, "Pixel budget: frames whose header "
+               "declares more pixels (width * height) are dropped before decoding (reason too_large).",
+               low=MIN_MAX_INPUT_PIXELS, high=MAX_PIXELS_LIMIT, dynamic=True),
+        _engine_param("inference_scale", dynamic=True),
+        _param("publish_depth", True, bool, "Also publish the estimated depth (32FC1).",
+               dynamic=True),
+        _param("depth_scale", 0.0, float, "0 publishes RELATIVE depth in (0, 1] (unitless, normalised per frame, "
+               "larger = farther; NOT metres, although 32FC1 depth is read as metres by REP 118); > 0 publishes "
+               "relative depth * depth_scale, metres only with a scale calibrated for the camera and scene.",
+               low=0.0, high=10000.0, dynamic=True),
+        _param("bypass_below", DEFAULT_BYPASS_BELOW, float, "Haze level (0 clear .. 1 dense) below which frames "
+               "are published unchanged and the dehazing network does not run; 0 dehazes every frame.", low=0.0,
+               high=0.99, dynamic=True),
+        _param("bypass_band", DEFAULT_BYPASS_BAND, float, "Width of the haze-level band above bypass_below in "
+               "which the output fades from the input to the dehazed frame.", low=0.0, high=1.0, dynamic=True),
+        _param("haze_warn_level", 0.6, float, "Smoothed haze level above which /diagnostics reports WARN "
+               "(visibility reduced).", low=0.0, high=1.0, dynamic=True),
+        _param("input_transport", "raw", str, "Subscribe to raw sensor_msgs/Image or to "
+               "sensor_msgs/CompressedImage on image/compressed.", choices=("raw", "compressed")),
+        _param("image_transport", "", str, "image_proc's name for input_transport (raw or compressed); empty "
+               "leaves input_transport in charge.", choices=("", "raw", "compressed")),
+        _param("use_camera_info", True, bool, "Republish the input camera_info with the output stamps."),
+        _param("input_qos", "sensor_data", str, "Input " + qos + " (any case).", choices=QOS_NAMES,
+               casefold=True),
+        _param("input_qos_depth", 1, int, "Input queue depth (1 keeps only the newest frame).", low=1, high=1000),
+        _param("output_qos", "default", str, "Output " + qos + " (any case).", choices=QOS_NAMES,
+               casefold=True),
+        _param("output_qos_depth", 10, int, "Output queue depth (messages kept for slow subscribers).", low=1,
+               high=1000),
+        _param("lazy", False, bool, "Run no inference while nothing subscribes to the outputs."),
+        _param("diagnostics_period", 1.0, float, "Seconds between /diagnostics messages.", low=0.0,
+               high=3600.0, low_open=True),
+        _param("log_throttle_s", 5.0, float, "Minimum seconds between repeated warnings (0: no throttling).",
+               low=0.0, high=3600.0, dynamic=True),
     ]
     return {spec.name: spec for spec in table}
 
 
 #: Every node parameter, in declaration order.
 PARAMETERS: dict[str, ParamSpec] = _specs()
+_CHECKS = {name: spec.check for name, spec in PARAMETERS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,11 +220,7 @@ class NodeParams:
             raise TypeError(f"values: expected a mapping of parameter names, got {type(values).__name__}")
         values = {k: v for k, v in values.items()
                   if k not in ROS_BUILTIN_PARAMETERS and not str(k).startswith(ROS_BUILTIN_PREFIXES)}
-        unknown = sorted(str(k) for k in values if k not in PARAMETERS)
-        if unknown:
-            raise ParameterError(unknown[0], "unknown parameter" + (f" (also unknown: {', '.join(unknown[1:])})"
-                                 if len(unknown) > 1 else "") + "; known: " + ", ".join(PARAMETERS))
-        return cls(**{name: PARAMETERS[name].validate(value) for name, value in values.items()})
+        return build(cls, values, "", checks=_CHECKS, error=ParameterError, noun="parameter")
 
     def replace(self, **changes: Any) -> NodeParams:
         """A copy with ``changes`` applied and validated (for parameter updates at run time)."""

@@ -75,7 +75,7 @@ class FastPaths:
         channels_last: measured 1.8x on CPU (oneDNN).  On CUDA it is *off* by default: CUDA's
         reflection padding (before every window attention and in every depth-wise conv) is
         NCHW-only, so NHWC would copy around each pad; unmeasured on a GPU, compare with the
-        ``+nhwc`` mode suffix (``dcmpnet bench --modes fast fast+nhwc``).
+        ``+nhwc`` mode suffix (``dcmpnet bench --mode fast fast+nhwc``).
         """
         cuda = torch.device(device).type == "cuda"
         return cls(fold_bn=True, channels_last=not cuda, sdpa=True, cudnn_benchmark=cuda)

@@ -76,11 +76,14 @@ class Check:
             return "one of: " + ", ".join(str(c) if c != "" else '""' for c in self.choices)
         if self.pattern:
             return self.pattern_text or f"a string matching {self.pattern}"
+        def num(v: float) -> str:
+            return str(v) if isinstance(v, int) else f"{v:g}"
+
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {num(self.low)}")
         if self.high is not None:
-            parts.append(f"<= {self.high:g}")
+            parts.append(f"<= {num(self.high)}")
         text = " and ".join(parts)
         return " or ".join([*(str(a) for a in self.also), text]) if self.also and text else text
 
