@@ -6,15 +6,13 @@ configuration alone.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Type, TypeVar
 
+from ..utils.config import ConfigError, build
+from ..utils.config import to_dict as to_dict  # re-exported: the config helpers' public home was here
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message names it."""
 
 
 # Upper bounds on every size in a model config, checked before any layer (or tensor) is built, so a hostile or
@@ -28,18 +26,6 @@ def _at_most(where: str, values: Any, limit: float) -> None:
     if any(v > limit for v in values):
         raise ConfigError(f"{where}: values above {limit:g} are outside the sane range, got "
                           f"{values if len(values) > 1 else values[0]}")
-
-
-def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"valid keys are {', '.join(sorted(names))}"
-        )
 
 
 def _tuple(value: Any, kind: type, where: str) -> tuple:
@@ -150,23 +136,12 @@ class ModelConfig:
 
 
 def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "config") -> T:
-    """Build a config dataclass from a mapping, rejecting unknown keys by name."""
-    _check_keys(cls, data, where)
-    try:
-        return cls(**dict(data))
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    """Build a config dataclass from a mapping with :func:`dcmpnet_core.utils.config.build`.
 
-
-def to_dict(cfg: Any) -> Any:
-    """Plain nested dict/list/scalars (YAML- and ``weights_only``-safe)."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, tuple):
-        return [to_dict(v) for v in cfg]
-    return cfg
+    Unknown keys and values of the wrong type are refused by their dotted name, e.g.
+    ``model.dehaze.depths[2]: expected int, got str 'x'``.
+    """
+    return build(cls, data, where, lenient=True)
 
 
 # Named variants: a plain dict, no registry machinery.

@@ -8,15 +8,13 @@ Overrides use dotted paths: ``optim.lr_dehaze=2e-4 data.crop=128 model=tiny``.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
-from ..models.config import ConfigError, ModelConfig, model_config_from, to_dict
+from ..models.config import ModelConfig, model_config_from, to_dict
+from ..utils.config import Check, ConfigError, build, check, check_fields
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 BN_MODES = ("auto", "batch", "sync", "frozen")
@@ -33,16 +31,15 @@ class PerceiverConfig:
     """The difference perceiver (see :mod:`dcmpnet_core.train.losses`): form, softmax temperature, power."""
 
     form: str = "softmax"
-    temperature: float = 4.0
-    power: float = 2.0
+    temperature: float = field(default=4.0, metadata=check(low=0, low_open=True))
+    power: float = field(default=2.0, metadata=check(low=0))
 
     def __post_init__(self) -> None:
         from .losses import PERCEIVER_FORMS
 
-        _require(self.form in PERCEIVER_FORMS, f"loss.perceiver.form: expected one of {PERCEIVER_FORMS}, "
-                                               f"got {self.form!r}")
-        _require(self.temperature > 0, f"loss.perceiver.temperature: must be > 0, got {self.temperature}")
-        _require(self.power >= 0, f"loss.perceiver.power: must be >= 0, got {self.power}")
+        # the forms live with the losses, which import torch: checked here, not in the field's metadata
+        Check(choices=PERCEIVER_FORMS).apply(self.form, "loss.perceiver.form")
+        check_fields(self, "loss.perceiver")
 
 
 @dataclass(frozen=True)
@@ -64,22 +61,20 @@ class LossConfig:
     full resolution: L1 alone lets a small network trade local contrast for mean colour.
     """
 
-    dehaze_l1: float = 1.0
-    dehaze_weighted: float = 1.0
-    depth_to_dehaze: float = 0.1
-    contrastive: float = 1.0
+    dehaze_l1: float = field(default=1.0, metadata=check(low=0))
+    dehaze_weighted: float = field(default=1.0, metadata=check(low=0))
+    depth_to_dehaze: float = field(default=0.1, metadata=check(low=0))
+    contrastive: float = field(default=1.0, metadata=check(low=0))
     vgg19_weights: Union[str, None] = None
-    guidance: float = 0.0
-    depth_l1: float = 1.0
-    depth_weighted: float = 1.0
-    depth_clear: float = 0.0
-    dehaze_ssim: float = 0.0
+    guidance: float = field(default=0.0, metadata=check(low=0))
+    depth_l1: float = field(default=1.0, metadata=check(low=0))
+    depth_weighted: float = field(default=1.0, metadata=check(low=0))
+    depth_clear: float = field(default=0.0, metadata=check(low=0))
+    dehaze_ssim: float = field(default=0.0, metadata=check(low=0))
     perceiver: PerceiverConfig = field(default_factory=PerceiverConfig)
 
     def __post_init__(self) -> None:
-        for name in ("dehaze_l1", "dehaze_weighted", "depth_to_dehaze", "contrastive", "guidance", "depth_l1",
-                     "depth_weighted", "depth_clear", "dehaze_ssim"):
-            _require(getattr(self, name) >= 0, f"loss.{name}: weights must be >= 0, got {getattr(self, name)}")
+        check_fields(self, "loss")
 
     @property
     def contrastive_enabled(self) -> bool:
@@ -100,41 +95,37 @@ class DataConfig:
     layout: str = "auto"
     train_split: str = "train"
     val_split: str = "test"
-    crop: Union[int, None] = 256
+    crop: Union[int, None] = field(default=256, metadata=check(low=16))
     augment: bool = True
     hflip_only: bool = False
     depth: str = "auto"
     depth_model: Union[str, None] = None
     depth_model_output: str = "disparity"
-    workers: int = 4
+    workers: int = field(default=4, metadata=check(low=0))
 
     def __post_init__(self) -> None:
-        _require(self.crop is None or self.crop >= 16, f"data.crop: expected null or >= 16, got {self.crop}")
-        _require(self.workers >= 0, f"data.workers: expected >= 0, got {self.workers}")
+        check_fields(self, "data")
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Two optimizers (dehazing, DE) with a cosine decay from ``lr_*`` to ``lr_min`` after a linear warm-up."""
 
-    name: str = "adam"
-    lr_dehaze: float = 1e-4
-    lr_depth: float = 1e-4
-    lr_min: float = 1e-6
+    name: str = field(default="adam", metadata=check(choices=OPTIMIZERS))
+    lr_dehaze: float = field(default=1e-4, metadata=check(low=0, low_open=True))
+    lr_depth: float = field(default=1e-4, metadata=check(low=0, low_open=True))
+    lr_min: float = field(default=1e-6, metadata=check(low=0))
     betas: tuple[float, ...] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    clip_grad_norm: float = 0.0
+    eps: float = field(default=1e-8, metadata=check(low=0, low_open=True))
+    weight_decay: float = field(default=0.0, metadata=check(low=0))
+    warmup_steps: int = field(default=0, metadata=check(low=0))
+    clip_grad_norm: float = field(default=0.0, metadata=check(low=0))
 
     def __post_init__(self) -> None:
-        _require(self.name in OPTIMIZERS, f"optim.name: expected one of {OPTIMIZERS}, got {self.name!r}")
-        _require(self.lr_dehaze > 0 and self.lr_depth > 0, "optim.lr_dehaze and optim.lr_depth must be > 0")
-        _require(0 <= self.lr_min, f"optim.lr_min: must be >= 0, got {self.lr_min}")
+        check_fields(self, "optim")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                  f"optim.betas: expected two values in [0, 1), got {self.betas}")
-        _require(self.eps > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0 and self.clip_grad_norm >= 0,
-                 "optim.eps must be > 0; optim.weight_decay, warmup_steps and clip_grad_norm must be >= 0")
+
 
 
 @dataclass(frozen=True)
@@ -153,32 +144,26 @@ class ScheduleConfig:
     oneDNN at 128-256 px crops; the same function).
     """
 
-    batch_size: int = 8
-    epochs: Union[int, None] = None
-    max_steps: Union[int, None] = None
+    batch_size: int = field(default=8, metadata=check(low=1))
+    epochs: Union[int, None] = field(default=None, metadata=check(low=1))
+    max_steps: Union[int, None] = field(default=None, metadata=check(low=1))
     seed: int = 0
     device: str = "auto"
-    amp: str = "auto"
-    bn: str = "auto"
+    amp: str = field(default="auto", metadata=check(choices=AMP_MODES))
+    bn: str = field(default="auto", metadata=check(choices=BN_MODES))
     ema_decay: float = 0.0
-    log_every: int = 20
-    checkpoint_every: int = 1000
-    threads: int = 0
+    log_every: int = field(default=20, metadata=check(low=1))
+    checkpoint_every: int = field(default=1000, metadata=check(low=1))
+    threads: int = field(default=0, metadata=check(low=0))
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, f"train.batch_size: expected >= 1, got {self.batch_size}")
+        check_fields(self, "train")
         _require(self.epochs is not None or self.max_steps is not None,
                  "train: set train.epochs or train.max_steps (the length of training)")
-        _require(self.epochs is None or self.epochs >= 1, f"train.epochs: expected >= 1, got {self.epochs}")
-        _require(self.max_steps is None or self.max_steps >= 1, f"train.max_steps: expected >= 1, got {self.max_steps}")
-        _require(self.amp in AMP_MODES, f"train.amp: expected one of {AMP_MODES}, got {self.amp!r}")
-        _require(self.bn in BN_MODES, f"train.bn: expected one of {BN_MODES}, got {self.bn!r}")
         _require(0 <= self.ema_decay < 1,
                  f"train.ema_decay: expected 0 (off) or a value in (0, 1), got {self.ema_decay}")
-        _require(self.threads >= 0, f"train.threads: expected >= 0 (0 = PyTorch's default), got {self.threads}")
-        _require(self.log_every >= 1 and self.checkpoint_every >= 1,
-                 "train.log_every and train.checkpoint_every must be >= 1")
+
 
 
 @dataclass(frozen=True)
@@ -190,16 +175,14 @@ class ValConfig:
     the first image (hazy | dehazed | clear | depth) at each validation.
     """
 
-    every_epochs: int = 1
-    every_steps: int = 0
-    max_images: Union[int, None] = None
+    every_epochs: int = field(default=1, metadata=check(low=1))
+    every_steps: int = field(default=0, metadata=check(low=0))
+    max_images: Union[int, None] = field(default=None, metadata=check(low=1))
     full_res_ssim: bool = False
     preview: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.every_epochs >= 1 and self.every_steps >= 0,
-                 "val.every_epochs must be >= 1 and val.every_steps >= 0")
-        _require(self.max_images is None or self.max_images >= 1, "val.max_images: expected null or >= 1")
+        check_fields(self, "val")
 
 
 @dataclass(frozen=True)
@@ -210,7 +193,9 @@ class TrainConfig:
     bundled default weights (each round of the default-weights campaign starts there).
     """
 
-    model: ModelConfig = field(default_factory=lambda: model_config_from("paper"))
+    # a variant name or a mapping (``{variant: tiny, depth: {growth: 2}}``), not only a ModelConfig's fields
+    model: ModelConfig = field(default_factory=lambda: model_config_from("paper"),
+                               metadata={"convert": model_config_from})
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -223,81 +208,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------- building
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is Union or (hasattr(types, "UnionType") and isinstance(tp, types.UnionType)):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{where}: a value is required, got null")
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
-    if tp is ModelConfig:
-        try:
-            return model_config_from(value)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        return build(tp, value, where)
-    if origin is tuple:
-        inner = typing.get_args(tp)[0]
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        num = value
-        if isinstance(value, str):
-            try:
-                num = float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if not isinstance(num, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if tp is int:
-            if not float(num).is_integer():
-                raise ConfigError(f"{where}: expected an integer, got {value!r}")
-            return int(num)
-        return float(num)
-    if tp is str:
-        if isinstance(value, bool):
-            # YAML 1.1 reads a bare off/on/no/yes as a boolean: ``amp: off`` means the word.
-            return "on" if value else "off"
-        if isinstance(value, (str, os.PathLike)):
-            return os.fspath(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    return value
-
-
-def build(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
-    """Build config dataclass ``cls`` from a mapping: unknown keys rejected, values coerced to the field types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(map(str, data)) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(repr(f'{where}.{k}') for k in unknown)}; "
-                          f"valid keys are {', '.join(names)}")
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
 def _parse_override(item: str) -> tuple[list[str], Any]:
     import yaml
 
@@ -344,7 +254,7 @@ def _deep_copy(d: Any) -> Any:
 
 def train_config_from_dict(raw: Mapping[str, Any], overrides: Iterable[str] = ()) -> TrainConfig:
     """A :class:`TrainConfig` from a plain dict plus dotted overrides."""
-    return build(TrainConfig, apply_overrides(raw or {}, overrides), "config")
+    return build(TrainConfig, apply_overrides(raw or {}, overrides), "config", lenient=True)
 
 
 def load_train_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> TrainConfig:

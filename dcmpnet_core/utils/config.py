@@ -108,6 +108,18 @@ def check(**kwargs: Any) -> dict:
     return {"check": Check(**kwargs)}
 
 
+def check_fields(obj: Any, where: str) -> None:
+    """Apply the :class:`Check` in each field's metadata to ``obj``'s value.
+
+    For ``__post_init__``, so that a dataclass made directly (not by :func:`build`) is checked too.  ``where``:
+    the dotted name of ``obj``.
+    """
+    for f in dataclasses.fields(obj):
+        rule = f.metadata.get("check")
+        if rule is not None:
+            rule.apply(getattr(obj, f.name), _join(where, f.name))
+
+
 def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) is Union or (hasattr(types, "UnionType") and isinstance(tp, types.UnionType))
 
@@ -195,7 +207,7 @@ def build(cls: Type[T], data: Mapping[str, Any] | None, where: str = "config", *
             try:
                 kwargs[name] = meta["convert"](value)
             except ConfigError as exc:
-                raise error(key, exc.detail if exc.key else str(exc)) from None
+                raise error(key, str(exc)) from None
             continue
         value = check_type(value, hints[name], key, lenient=lenient, error=error)
         rule = (checks or {}).get(name) or meta.get("check")

@@ -196,15 +196,15 @@ def test_config_files_and_overrides(tmp_path):
                                                             "model.depth.growth=2"])
     assert syn.optim.lr_dehaze == 2e-4 and syn.data.crop == 128 and syn.train.amp == "off"
     assert syn.model.depth.growth == 2 and syn.model.dehaze.embed_dims == (8, 16, 24, 16, 8)     # tiny + override
-    with pytest.raises(ConfigError, match="'config.optim.lr'"):
+    with pytest.raises(ConfigError, match=r"yaml: config\.optim\.lr: unknown key; known: name, lr_dehaze"):
         load_train_config("config/train_synthetic.yaml", ["optim.lr=2e-4"])
-    with pytest.raises(ConfigError, match="config.data.crop: expected an integer"):
+    with pytest.raises(ConfigError, match=r"^config\.data\.crop: expected int, got float 12\.5"):
         load_train_config(None, ["data.crop=12.5"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_train_config(None, ["optim.lr_dehaze"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  batch_size: 8\n  epoch: 3\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: .*'config.train.epoch'.*valid keys are batch_size, epochs"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: config\.train\.epoch: unknown key; known: batch_size, epochs"):
         load_train_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_train_config(tmp_path / "none.yaml")
