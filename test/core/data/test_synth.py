@@ -21,6 +21,7 @@ from dcmpnet_core.data.photos import (
     photo_pairs,
 )
 from dcmpnet_core.utils.depth_convention import disparity_to_depth, normalize_depth
+from dcmpnet_core.utils.visualize import depth_to_color
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -65,6 +66,33 @@ def test_output_layout_and_scattering_model_exact(small_set):
         assert np.abs(hazy - expected).max() <= 0.51, rec.name
         assert meta["beta"] >= 0 and all(0.5 <= a <= 1.0 for a in meta["airlight"])
         assert meta["depth"]["unit"] == "m" and meta["scene"] in synth.SCENE_FAMILIES
+
+
+def test_preview_draws_depth_with_the_project_colour_map(small_set):
+    """preview.png rows: hazy | clear | depth_to_color(log depth), the project's one depth colour convention."""
+    preview = read_rgb(small_set / "preview.png")
+    stems = [r.name for r in list_pairs(small_set, "train")]
+    assert preview.shape == (48 * len(stems), 64 * 3, 3)
+    for k, stem in enumerate(stems):
+        row = preview[48 * k:48 * (k + 1)]
+        np.testing.assert_array_equal(row[:, :64], read_rgb(small_set / "train" / "hazy" / f"{stem}.png"))
+        depth = np.load(small_set / "train" / "depth" / f"{stem}.npy")
+        np.testing.assert_array_equal(row[:, 128:], depth_to_color(depth, log=True))
+    # log=True stretches log(depth): near is bright, the geometric middle is mid-grey, non-positive depth is black
+    color = depth_to_color(np.array([[1.0, 10.0, 100.0, 0.0]]), log=True)
+    np.testing.assert_array_equal(color[0, :3], depth_to_color(np.array([[0.0, 1.0, 2.0]]))[0])
+    assert color[0, 0].sum() > color[0, 1].sum() > color[0, 2].sum() and (color[0, 3] == 0).all()
+
+
+def test_generator_never_imports_torch(tmp_path):
+    """Generator and workers (they import the same module, dcmpnet_core.data.synth.writer) run without torch."""
+    code = ("import sys; from dcmpnet_core.data.synth import writer; "
+            f"writer.write_dataset({str(tmp_path / 'o')!r}, 2, (24, 32), progress=True, preview=2); "
+            "print(' '.join(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    mods = set(res.stdout.split())
+    assert "dcmpnet_core.data.synth.writer" in mods and "torch" not in mods
 
 
 def test_loader_reads_generator_depth(small_set):
@@ -185,7 +213,7 @@ def test_photo_family_hazes_real_photos_without_a_depth_target(tmp_path, monkeyp
         expected = recompute_hazy(smp["clear"], smp["depth"], meta)
         assert np.abs(smp["hazy"] - expected).max() <= 0.51
         assert float(smp["depth"].min()) > 0
-    monkeypatch.setattr(synth, "SCENE_WEIGHTS", tuple(float(f == "photo") for f in synth.SCENE_FAMILIES))
+    monkeypatch.setattr(synth.scenes, "SCENE_WEIGHTS", tuple(float(f == "photo") for f in synth.SCENE_FAMILIES))
     out = tmp_path / "photos"
     synth.write_dataset(out, 3, (48, 64), seed=4, progress=False)
     ds = build_dataset(out, "train", crop=None, augment=False)
@@ -231,7 +259,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "render_sample", flaky)
+    monkeypatch.setattr(synth.writer, "render_sample", flaky)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         synth.write_dataset(out, 5, (32, 40), progress=False)
@@ -239,11 +267,11 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []                 # no OUT, no temporary folder
 
     # an existing set survives a failed --overwrite run untouched
-    monkeypatch.setattr(synth, "render_sample", real)
+    monkeypatch.setattr(synth.writer, "render_sample", real)
     synth.write_dataset(out, 2, (32, 40), progress=False, preview=0)
     before = sorted(p.name for p in (out / "train" / "hazy").iterdir())
     calls["n"] = 0
-    monkeypatch.setattr(synth, "render_sample", flaky)
+    monkeypatch.setattr(synth.writer, "render_sample", flaky)
     with pytest.raises(KeyboardInterrupt):
         synth.write_dataset(out, 5, (32, 40), overwrite=True, progress=False)
     assert sorted(p.name for p in (out / "train" / "hazy").iterdir()) == before
