@@ -126,14 +126,27 @@ def test_ground_depth_is_exact_and_recedes_to_the_horizon():
     cam = synth.Camera(60, 80, hfov_deg=60, position=(0, 1.5, 0))
     mat = textures_mod.Material(tex=lib.index("gravel"), texel=0.005)
     r = synth.render(synth.Scene(cam, [synth.Ground(mat, far=1e4)]), lib)
-    f, cy = cam.focal, (cam.height - 1) / 2
-    rows = np.arange(cam.height)
+    # the focal length in pixels: half the image width over the tangent of half the horizontal field of view
+    f, cy = 40 / math.tan(math.radians(30)), (60 - 1) / 2
+    rows = np.arange(60)
     below = rows > cy
-    # a level camera at height h sees the ground at z-depth h * f / (row - cy)
+    # a level camera at height h sees the ground at z-depth h * f / (row - cy), in every column
     expected = 1.5 * f / (rows[below] - cy)
-    np.testing.assert_allclose(r.depth[below, 40], expected, rtol=1e-4)
+    np.testing.assert_allclose(r.depth[below, :], np.repeat(expected[:, None], 80, axis=1), rtol=1e-4)
     assert (r.labels[below] == synth.GROUND).all() and (r.labels[~below] == synth.SKY).all()
     assert (r.depth[~below] == r.sky_depth).all() and r.sky_depth > r.depth[below].max()
+    # pitched down by alpha: the ray through a row leaves the optical axis phi = atan((row - cy) / f) further down,
+    # meets the ground h / sin(alpha + phi) along the ray, which is a z-depth of cos(phi) times that
+    h, alpha = 2.0, math.radians(12)
+    cam3 = synth.Camera(60, 80, hfov_deg=60, position=(0, h, 0), pitch_deg=-12)
+    r3 = synth.render(synth.Scene(cam3, [synth.Ground(mat, far=1e4)]), lib)
+    phi = np.arctan((rows - cy) / f)
+    with np.errstate(divide="ignore"):
+        expected = np.where(alpha + phi > 0, h * np.cos(phi) / np.sin(alpha + phi), np.inf)
+    ground = expected < 5e3                       # the plane ends 10 km out: nearer rows are all ground
+    assert ground.sum() > 40
+    assert (r3.labels[ground] == synth.GROUND).all() and (r3.labels[expected == np.inf] == synth.SKY).all()
+    np.testing.assert_allclose(r3.depth[ground, :], np.repeat(expected[ground, None], 80, axis=1), rtol=1e-4)
     # a pitched, rolled camera: ground depth still grows toward the horizon in every column
     cam2 = synth.Camera(60, 80, hfov_deg=70, position=(0, 2.0, 0), pitch_deg=-12, roll_deg=3)
     r2 = synth.render(synth.Scene(cam2, [synth.Ground(mat, far=1e4)]), lib)
@@ -323,8 +336,13 @@ def test_motorcycle_pairs_follow_the_model():
     import skimage.data
 
     disp = skimage.data.stereo_motorcycle()[2]
+    # Z = baseline * f / (d + doffs) with the full-size calib.txt of Middlebury 2014 Motorcycle (f 3979.911 px,
+    # doffs 124.343 px, baseline 193.001 mm); scikit-image's images are a quarter of that size, so f and doffs / 4
+    expected = 0.193001 * (3979.911 / 4) / (disp.astype(np.float64) + 124.343 / 4)
     z, ok = disparity_to_metric(disp)
-    np.testing.assert_allclose(depth_m[valid], z[valid], rtol=1e-5)
+    assert ok[valid].all()
+    np.testing.assert_allclose(z[valid], expected[valid], rtol=1e-5)
+    np.testing.assert_allclose(depth_m[valid], expected[valid], rtol=1e-5)
     np.testing.assert_allclose(rel[valid], disparity_to_depth(disp + MOTORCYCLE_DOFFS_PX, valid)[valid] *
                                (depth_m[valid].max() / depth_m.max()), rtol=1e-4)
     pairs = list(photo_pairs(rgb, depth_m=depth_m, valid=valid, name="motorcycle"))
