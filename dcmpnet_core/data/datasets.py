@@ -19,7 +19,7 @@ names are matched case-insensitively: hazy = ``hazy|haze|IN|input``, clear = ``G
 * ``ohaze``: O-HAZE / I-HAZE / NH-HAZE / Dense-Haze: ``<n>_outdoor_hazy.jpg`` / ``<n>_outdoor_GT.jpg``,
   ``<n>_indoor_hazy.jpg`` / ``<n>_indoor_GT.jpg``, ``<n>_hazy.png`` / ``<n>_GT.png``, either in
   ``hazy``/``GT`` subfolders or all in one folder; pairs are matched on ``<n>[_outdoor|_indoor]``.
-* ``synthetic``: what ``dcmpnet synth`` writes (see :mod:`dcmpnet_core.data.synth`):
+* ``synthetic``: what ``dcmpnet synth`` writes (see :mod:`dcmpnet_core.data.synth.writer`):
   ``ROOT/synth.json`` and ``SPLIT/{hazy,GT,depth,meta}``, exact depth as ``depth/<stem>.npy``.
 
 Items are dicts ``{"hazy": (3,H,W) float32 in [-1,1], "clear": (3,H,W) float32 in [-1,1],

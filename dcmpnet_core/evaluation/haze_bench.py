@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.haze import apply_haze_uint8
+from ..data.haze import apply_haze, apply_haze_uint8
 from ..inference.haze_level import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, estimate_haze_level
 
 OPENCV_SAMPLES = "/usr/share/doc/opencv-doc/examples/data"
@@ -87,7 +87,7 @@ def photo_table() -> None:
 
 
 def synthetic_sequences(scenes: int = 12, size=(240, 320)) -> None:
-    from ..data.synth import SKY, apply_haze, render_sample
+    from ..data.synth import SKY, render_sample
 
     rhos, clear_levels = [], []
     t_steps = np.linspace(1.0, 0.15, 10)

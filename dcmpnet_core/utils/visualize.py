@@ -1,9 +1,10 @@
 """Pictures for people: colour-mapped depth and hazy | dehazed | depth panels.
 
-Colour convention of every depth preview in this project: the INFERNO colour map with
-**near = bright (yellow), far = dark (black/purple)**, stretched per image between the nearest
-and the farthest finite pixel (so previews show relative structure, never absolute distance).
-Non-finite depth is drawn black.
+Colour convention of every depth preview in this project (:func:`depth_to_color`, the one function
+that draws depth): the INFERNO colour map with **near = bright (yellow), far = dark (black/purple)**,
+stretched per image between the nearest and the farthest finite pixel (so previews show relative
+structure, never absolute distance).  Non-finite depth is drawn black.  Metric depth over a wide
+range (the synthetic generator's previews) is stretched in log depth instead (``log=True``).
 """
 from __future__ import annotations
 
@@ -24,13 +25,19 @@ def _as_uint8_rgb(image: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name} must be uint8, uint16 or float in [0, 1], got dtype {img.dtype}")
 
 
-def depth_to_color(depth: np.ndarray) -> np.ndarray:
-    """Relative depth (H,W) -> (H,W,3) uint8 RGB; near = bright, far = dark (INFERNO), stretched per image."""
+def depth_to_color(depth: np.ndarray, log: bool = False) -> np.ndarray:
+    """Depth (H,W) -> (H,W,3) uint8 RGB; near = bright, far = dark (INFERNO), stretched per image.
+
+    ``log``: stretch ``log(depth)`` rather than depth (depth must then be > 0; other pixels are drawn black).
+    """
     d = np.asarray(depth, dtype=np.float64)
     if d.ndim == 3 and d.shape[2] == 1:
         d = d[..., 0]
     if d.ndim != 2:
         raise ValueError(f"depth must have shape (H, W), got shape {d.shape}")
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(d > 0, np.log(d), np.nan)
     ok = np.isfinite(d)
     nearness = np.zeros(d.shape, dtype=np.float64)
     if ok.any():

@@ -21,6 +21,7 @@ from dcmpnet_core.data.photos import (
     photo_pairs,
 )
 from dcmpnet_core.utils.depth_convention import disparity_to_depth, normalize_depth
+from dcmpnet_core.utils.visualize import depth_to_color
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -67,6 +68,33 @@ def test_output_layout_and_scattering_model_exact(small_set):
         assert meta["depth"]["unit"] == "m" and meta["scene"] in synth.SCENE_FAMILIES
 
 
+def test_preview_draws_depth_with_the_project_colour_map(small_set):
+    """preview.png rows: hazy | clear | depth_to_color(log depth), the project's one depth colour convention."""
+    preview = read_rgb(small_set / "preview.png")
+    stems = [r.name for r in list_pairs(small_set, "train")]
+    assert preview.shape == (48 * len(stems), 64 * 3, 3)
+    for k, stem in enumerate(stems):
+        row = preview[48 * k:48 * (k + 1)]
+        np.testing.assert_array_equal(row[:, :64], read_rgb(small_set / "train" / "hazy" / f"{stem}.png"))
+        depth = np.load(small_set / "train" / "depth" / f"{stem}.npy")
+        np.testing.assert_array_equal(row[:, 128:], depth_to_color(depth, log=True))
+    # log=True stretches log(depth): near is bright, the geometric middle is mid-grey, non-positive depth is black
+    color = depth_to_color(np.array([[1.0, 10.0, 100.0, 0.0]]), log=True)
+    np.testing.assert_array_equal(color[0, :3], depth_to_color(np.array([[0.0, 1.0, 2.0]]))[0])
+    assert color[0, 0].sum() > color[0, 1].sum() > color[0, 2].sum() and (color[0, 3] == 0).all()
+
+
+def test_generator_never_imports_torch(tmp_path):
+    """Generator and workers (they import the same module, dcmpnet_core.data.synth.writer) run without torch."""
+    code = ("import sys; from dcmpnet_core.data.synth import writer; "
+            f"writer.write_dataset({str(tmp_path / 'o')!r}, 2, (24, 32), progress=True, preview=2); "
+            "print(' '.join(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    mods = set(res.stdout.split())
+    assert "dcmpnet_core.data.synth.writer" in mods and "torch" not in mods
+
+
 def test_loader_reads_generator_depth(small_set):
     ds = build_dataset(small_set, "train", crop=None, augment=False)
     assert len(ds) == 6 and ds.depth_source(ds.records[0]) == "synthetic"
@@ -98,14 +126,27 @@ def test_ground_depth_is_exact_and_recedes_to_the_horizon():
     cam = synth.Camera(60, 80, hfov_deg=60, position=(0, 1.5, 0))
     mat = textures_mod.Material(tex=lib.index("gravel"), texel=0.005)
     r = synth.render(synth.Scene(cam, [synth.Ground(mat, far=1e4)]), lib)
-    f, cy = cam.focal, (cam.height - 1) / 2
-    rows = np.arange(cam.height)
+    # the focal length in pixels: half the image width over the tangent of half the horizontal field of view
+    f, cy = 40 / math.tan(math.radians(30)), (60 - 1) / 2
+    rows = np.arange(60)
     below = rows > cy
-    # a level camera at height h sees the ground at z-depth h * f / (row - cy)
+    # a level camera at height h sees the ground at z-depth h * f / (row - cy), in every column
     expected = 1.5 * f / (rows[below] - cy)
-    np.testing.assert_allclose(r.depth[below, 40], expected, rtol=1e-4)
+    np.testing.assert_allclose(r.depth[below, :], np.repeat(expected[:, None], 80, axis=1), rtol=1e-4)
     assert (r.labels[below] == synth.GROUND).all() and (r.labels[~below] == synth.SKY).all()
     assert (r.depth[~below] == r.sky_depth).all() and r.sky_depth > r.depth[below].max()
+    # pitched down by alpha: the ray through a row leaves the optical axis phi = atan((row - cy) / f) further down,
+    # meets the ground h / sin(alpha + phi) along the ray, which is a z-depth of cos(phi) times that
+    h, alpha = 2.0, math.radians(12)
+    cam3 = synth.Camera(60, 80, hfov_deg=60, position=(0, h, 0), pitch_deg=-12)
+    r3 = synth.render(synth.Scene(cam3, [synth.Ground(mat, far=1e4)]), lib)
+    phi = np.arctan((rows - cy) / f)
+    with np.errstate(divide="ignore"):
+        expected = np.where(alpha + phi > 0, h * np.cos(phi) / np.sin(alpha + phi), np.inf)
+    ground = expected < 5e3                       # the plane ends 10 km out: nearer rows are all ground
+    assert ground.sum() > 40
+    assert (r3.labels[ground] == synth.GROUND).all() and (r3.labels[expected == np.inf] == synth.SKY).all()
+    np.testing.assert_allclose(r3.depth[ground, :], np.repeat(expected[ground, None], 80, axis=1), rtol=1e-4)
     # a pitched, rolled camera: ground depth still grows toward the horizon in every column
     cam2 = synth.Camera(60, 80, hfov_deg=70, position=(0, 2.0, 0), pitch_deg=-12, roll_deg=3)
     r2 = synth.render(synth.Scene(cam2, [synth.Ground(mat, far=1e4)]), lib)
@@ -185,7 +226,7 @@ def test_photo_family_hazes_real_photos_without_a_depth_target(tmp_path, monkeyp
         expected = recompute_hazy(smp["clear"], smp["depth"], meta)
         assert np.abs(smp["hazy"] - expected).max() <= 0.51
         assert float(smp["depth"].min()) > 0
-    monkeypatch.setattr(synth, "SCENE_WEIGHTS", tuple(float(f == "photo") for f in synth.SCENE_FAMILIES))
+    monkeypatch.setattr(synth.scenes, "SCENE_WEIGHTS", tuple(float(f == "photo") for f in synth.SCENE_FAMILIES))
     out = tmp_path / "photos"
     synth.write_dataset(out, 3, (48, 64), seed=4, progress=False)
     ds = build_dataset(out, "train", crop=None, augment=False)
@@ -231,7 +272,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "render_sample", flaky)
+    monkeypatch.setattr(synth.writer, "render_sample", flaky)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         synth.write_dataset(out, 5, (32, 40), progress=False)
@@ -239,11 +280,11 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []                 # no OUT, no temporary folder
 
     # an existing set survives a failed --overwrite run untouched
-    monkeypatch.setattr(synth, "render_sample", real)
+    monkeypatch.setattr(synth.writer, "render_sample", real)
     synth.write_dataset(out, 2, (32, 40), progress=False, preview=0)
     before = sorted(p.name for p in (out / "train" / "hazy").iterdir())
     calls["n"] = 0
-    monkeypatch.setattr(synth, "render_sample", flaky)
+    monkeypatch.setattr(synth.writer, "render_sample", flaky)
     with pytest.raises(KeyboardInterrupt):
         synth.write_dataset(out, 5, (32, 40), overwrite=True, progress=False)
     assert sorted(p.name for p in (out / "train" / "hazy").iterdir()) == before
@@ -295,8 +336,13 @@ def test_motorcycle_pairs_follow_the_model():
     import skimage.data
 
     disp = skimage.data.stereo_motorcycle()[2]
+    # Z = baseline * f / (d + doffs) with the full-size calib.txt of Middlebury 2014 Motorcycle (f 3979.911 px,
+    # doffs 124.343 px, baseline 193.001 mm); scikit-image's images are a quarter of that size, so f and doffs / 4
+    expected = 0.193001 * (3979.911 / 4) / (disp.astype(np.float64) + 124.343 / 4)
     z, ok = disparity_to_metric(disp)
-    np.testing.assert_allclose(depth_m[valid], z[valid], rtol=1e-5)
+    assert ok[valid].all()
+    np.testing.assert_allclose(z[valid], expected[valid], rtol=1e-5)
+    np.testing.assert_allclose(depth_m[valid], expected[valid], rtol=1e-5)
     np.testing.assert_allclose(rel[valid], disparity_to_depth(disp + MOTORCYCLE_DOFFS_PX, valid)[valid] *
                                (depth_m[valid].max() / depth_m.max()), rtol=1e-4)
     pairs = list(photo_pairs(rgb, depth_m=depth_m, valid=valid, name="motorcycle"))
