@@ -1,4 +1,4 @@
-"""dcmpnet_ros.bag: real rosbag2 / ROS 1 files in, real rosbag2 out, read back with rosbags, sqlite3 and mcap."""
+"""dcmpnet_ros.replay: real rosbag2 / ROS 1 files in, real rosbag2 out, read back with rosbags, sqlite3 and mcap."""
 from __future__ import annotations
 
 import sqlite3
@@ -27,13 +27,16 @@ from bag_factory import (
 )
 
 from dcmpnet_core.inference.engine import Dehazer
-from dcmpnet_ros.bag import (
+from dcmpnet_ros.replay import (
     BagError,
     BagReplay,
     camera_info_topic_for,
     output_topics_for,
     replay_bag,
 )
+from dcmpnet_ros.replay.decoding import MessageDecoder
+from dcmpnet_ros.replay.pipeline import FrameProcessor
+from dcmpnet_ros.replay.writer import FrameWriter
 
 STEP = 10**8                                     # 10 Hz
 IMAGE, INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
@@ -443,38 +446,50 @@ def test_interrupted_overwrite_keeps_the_old_output(tmp_path, small_bag, dcp):
     assert listing(tmp_path) == ["in", "out"]
 
 
-class FailingWriter(BagReplay):
+def failing_writer(monkeypatch) -> type[Exception]:
     """Stands in for a full disk: the writer thread fails on the third frame."""
+    original = FrameWriter.write_frame
 
-    def _write_frame(self, frame, *args):
+    def write_frame(self, frame, *args):
         if frame.header.stamp.sec - 1_600_000_000 == 2:
             raise OSError(28, "No space left on device")
-        return super()._write_frame(frame, *args)
+        return original(self, frame, *args)
+
+    monkeypatch.setattr(FrameWriter, "write_frame", write_frame)
+    return OSError
 
 
-class FailingReader(BagReplay):
+def failing_reader(monkeypatch) -> type[BaseException]:
     """Stands in for a storage read error in the reader thread."""
+    original = MessageDecoder.frame
 
-    def _decode(self, conn, log_time, raw, topic):
+    def frame(self, conn, log_time, raw, topic):
         if log_time >= T0 + 3 * STEP:
             raise MemoryError("reading the input failed")
-        return super()._decode(conn, log_time, raw, topic)
+        return original(self, conn, log_time, raw, topic)
+
+    monkeypatch.setattr(MessageDecoder, "frame", frame)
+    return MemoryError
 
 
-class InterruptedEngine(BagReplay):
+def interrupted_engine(monkeypatch) -> type[BaseException]:
     """A KeyboardInterrupt arriving in the middle of inference."""
+    original = FrameProcessor.process
 
-    def _process_frame(self, frame, report, *args):
+    def process(self, frame, report, *args):
         if report.frames_out == 4:
             raise KeyboardInterrupt
-        return super()._process_frame(frame, report, *args)
+        return original(self, frame, report, *args)
+
+    monkeypatch.setattr(FrameProcessor, "process", process)
+    return KeyboardInterrupt
 
 
-@pytest.mark.parametrize("cls,exc", [(FailingWriter, OSError), (FailingReader, MemoryError),
-                                     (InterruptedEngine, KeyboardInterrupt)])
-def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, cls, exc):
+@pytest.mark.parametrize("failure", [failing_writer, failing_reader, interrupted_engine])
+def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, monkeypatch, failure):
+    exc = failure(monkeypatch)
     with pytest.raises((exc, RuntimeError)) as info:
-        cls(small_bag, tmp_path / "out", dcp, progress=False).run()
+        BagReplay(small_bag, tmp_path / "out", dcp, progress=False).run()
     chain = [info.value, info.value.__cause__]
     assert any(isinstance(e, exc) for e in chain)
     assert listing(tmp_path) == ["in"]
