@@ -1,8 +1,12 @@
 """dcmpnet_ros.replay: real rosbag2 / ROS 1 files in, real rosbag2 out, read back with rosbags, sqlite3 and mcap."""
 from __future__ import annotations
 
+import contextlib
+import re
 import sqlite3
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -30,13 +34,14 @@ from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_ros.replay import (
     BagError,
     BagReplay,
+    BagWriteError,
     camera_info_topic_for,
     output_topics_for,
     replay_bag,
 )
 from dcmpnet_ros.replay.decoding import MessageDecoder
 from dcmpnet_ros.replay.pipeline import FrameProcessor
-from dcmpnet_ros.replay.writer import FrameWriter
+from dcmpnet_ros.replay.writer import FrameWriter, write_cause
 
 STEP = 10**8                                     # 10 Hz
 IMAGE, INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
@@ -493,6 +498,58 @@ def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, monkeyp
     chain = [info.value, info.value.__cause__]
     assert any(isinstance(e, exc) for e in chain)
     assert listing(tmp_path) == ["in"]
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A real, tiny filesystem at ``path`` (a tmpfs mounted with ``options``); skips where mounting is not allowed."""
+    path.mkdir()
+    try:
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    except OSError as exc:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {exc}")
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {res.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("storage,cause", [("sqlite3", "No space left on device (database or disk is full)"),
+                                           ("mcap", "No space left on device")])
+def test_a_full_disk_is_one_write_error_naming_the_output_and_the_cause(tmp_path, small_bag, dcp, storage, cause):
+    before = snapshot(small_bag)
+    with small_tmpfs(tmp_path / "disk", "size=100k") as disk:
+        with pytest.raises(BagWriteError) as info:
+            replay_bag(small_bag, disk / "out", dcp, storage=storage, copy_all_topics=True, progress=False)
+        assert str(info.value) == f"cannot write the output bag {disk / 'out'}: {cause}"
+        assert listing(disk) == []                           # the temporary bag is gone too
+    assert snapshot(small_bag) == before
+
+
+def test_no_room_for_the_temporary_directory_is_a_write_error_too(tmp_path, small_bag, dcp):
+    with small_tmpfs(tmp_path / "disk", "size=1m,nr_inodes=1") as disk:      # no inode left for a directory
+        expected = f"cannot write the output bag {disk / 'out'}: No space left on device ({disk}/.out.dcmpnet-tmp-"
+        with pytest.raises(BagWriteError, match="^" + re.escape(expected)):
+            replay_bag(small_bag, disk / "out", dcp, progress=False)
+        assert listing(disk) == []
+
+
+def test_write_cause_names_sqlites_full_database_as_a_full_disk(tmp_path):
+    db = sqlite3.connect(tmp_path / "x.db3")
+    db.execute("PRAGMA max_page_count = 2")                  # a real SQLITE_FULL, without filling a disk
+    with pytest.raises(sqlite3.OperationalError) as info:
+        db.execute("CREATE TABLE t (a)")
+        db.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    db.close()
+    assert write_cause(info.value) == "No space left on device (database or disk is full)"
+    wrapped = RuntimeError("the writer failed")
+    wrapped.__cause__ = info.value
+    assert write_cause(wrapped) == "No space left on device (database or disk is full)"
+    assert write_cause(sqlite3.OperationalError("disk I/O error")) == "OperationalError: disk I/O error"
+    assert write_cause(None) == "the writer stopped"
 
 
 def test_bag_without_message_definitions_humble_style(tmp_path, pics, dcp):
