@@ -362,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import main
+    # This module's own parser, through the core's runner: the demo never imports dcmpnet_ros.cli, which imports it.
+    from dcmpnet_core.cli import run as run_cli
 
-    sys.exit(main(["demo", *sys.argv[1:]]))
+    sys.exit(run_cli(["demo", *sys.argv[1:]], extra=[sys.modules[__name__]]))
