@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -38,6 +41,7 @@ from dcmpnet_ros.replay import (
     camera_info_topic_for,
     output_topics_for,
     replay_bag,
+    stop_on_signals,
 )
 from dcmpnet_ros.replay.decoding import MessageDecoder
 from dcmpnet_ros.replay.pipeline import FrameProcessor
@@ -409,6 +413,47 @@ def test_bad_inputs_and_topics_are_named(tmp_path, small_bag, dcp):
     with pytest.raises(BagError, match=r"no sensor_msgs/Image .* it holds /chatter \[std_msgs/msg/String\]"):
         replay_bag(no_images, tmp_path / "o", dcp)
     assert not (tmp_path / "o").exists()
+
+
+def test_check_plans_topics_and_camera_info_without_writing(tmp_path, pics):
+    entries = [Entry("/cam/image_raw", IMAGE, T0, image(TS2, header(TS2, 0), pics[0], "rgb8")),
+               Entry("/cam/image_raw/compressed", COMPRESSED, T0, compressed(TS2, header(TS2, 0), pics[0])),
+               Entry("/cam/camera_info", INFO, T0, camera_info(TS2, header(TS2, 0))),
+               Entry("/side/image", IMAGE, T0 + 1, image(TS2, header(TS2, 1), pics[1], "rgb8"))]
+    src = write_bag2(tmp_path / "in", entries)
+    before = snapshot(src)
+    reports = BagReplay(src, tmp_path / "out").check()
+    assert [(r.topic, r.msgtype.rsplit("/", 1)[-1], r.camera_info_topic, r.outputs.image) for r in reports] == [
+        ("/cam/image_raw", "Image", "/cam/camera_info", "/dehazed/cam/image_raw/image"),
+        ("/cam/image_raw/compressed", "CompressedImage", "/cam/camera_info", "/dehazed/cam/image_raw/compressed/image"),
+        ("/side/image", "Image", None, "/dehazed/side/image/image")]
+    assert [r.frames_in for r in reports] == [0, 0, 0]
+    one = BagReplay(src, tmp_path / "out", image_topics="side/image").check()
+    assert [(r.topic, r.outputs.camera_info) for r in one] == [("/side/image", "/dehazed/camera_info")]
+    with pytest.raises(BagError, match="'/front' is not in"):
+        BagReplay(src, tmp_path / "out", image_topics=["/front"]).check()
+    assert listing(tmp_path) == ["in"] and snapshot(src) == before
+
+
+def test_stop_on_signals_interrupts_once_then_at_once_and_restores_the_handlers(tmp_path, small_bag):
+    replay = BagReplay(small_bag, tmp_path / "out")
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with stop_on_signals(replay):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert replay.interrupt_requested                     # the first signal asks the replay to stop
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)               # the second one does not wait
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    seen = []
+
+    def in_a_thread() -> None:
+        with stop_on_signals(BagReplay(small_bag, tmp_path / "out")):
+            seen.append({sig: signal.getsignal(sig) for sig in before})
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    assert seen == [before]                                   # outside the main thread: nothing installed
 
 
 def test_interrupt_from_hook_leaves_no_output_and_no_temp(tmp_path, small_bag, dcp):
