@@ -1,6 +1,6 @@
 """Benchmark of ``dcmpnet bag``: how much of a replay's wall time is spent outside the engine.
 
-Builds a rosbag2 from real photographs (scikit-image), replays it with :func:`dcmpnet_ros.bag.replay_bag` once per
+Builds a rosbag2 from real photographs (scikit-image), replays it with :func:`dcmpnet_ros.replay.replay_bag` once per
 engine and prints one table: frames, wall time, inference time, overhead (everything else: reading, decoding,
 encoding, serialising, writing, the progress bar) and the overhead as a share of wall time, against the target of
 at most 10 %. Engines: ``dcp`` (dark channel prior, no weights) and ``tiny`` (the tiny DCMPNet variant with random
@@ -37,7 +37,7 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
     """One replay per engine of one generated bag; returns rows with the timings (seconds)."""
     from dcmpnet_core.inference.engine import Dehazer
 
-    from .bag import replay_bag
+    from .replay import replay_bag
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="dcmpnet_bag_bench_") as tmp:

@@ -1,6 +1,6 @@
 """``dcmpnet bag INPUT OUTPUT``: dehaze a recorded bag into a new rosbag2, without ROS.
 
-The work is done by :func:`dcmpnet_ros.bag.replay_bag`; see that module for the output topics and safety rules.
+The work is done by :func:`dcmpnet_ros.replay.replay_bag`; see that module for the output topics and safety rules.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # here, not at the top: `dcmpnet --help` must not import NumPy, OpenCV and rosbags
-    from .bag import BagError, BagReplay, BagWriteError, stop_on_signals
+    from .replay import BagError, BagReplay, BagWriteError, stop_on_signals
 
     if args.max_input_pixels < 256:
         raise CommandError(f"--max-input-pixels: expected an integer >= 256 (16x16), got {args.max_input_pixels}")

@@ -8,7 +8,7 @@
    photos get a ground-plane depth (far at a horizon line, nearer towards the bottom). ``beta`` grows from frame to
    frame, as when driving into fog.
 2. Writes it as a rosbag2 (``/camera/image_raw`` bgr8 at 10 Hz and ``/camera/camera_info``).
-3. Replays it with :func:`dcmpnet_ros.bag.replay_bag`, the code behind ``dcmpnet bag``, using the bundled default
+3. Replays it with :func:`dcmpnet_ros.replay.replay_bag`, the code behind ``dcmpnet bag``, using the bundled default
    weights, or the classical dark-channel-prior backend when none are installed (and says so).
 4. Writes a preview per frame and a grid of all frames (hazy | dehazed | depth colour map | clean photo) and
    prints PSNR against the clean photos and where everything is.
@@ -250,7 +250,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
     """Build the foggy bag, replay it, write previews; returns paths, the replay summary and per-frame PSNR."""
     import cv2
 
-    from .bag import BagReplay, stop_on_signals
+    from .replay import BagReplay, stop_on_signals
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames: expected an integer >= 1, got {frames!r}")
@@ -361,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import main
+    # This module's own parser, through the core's runner: the demo never imports dcmpnet_ros.cli, which imports it.
+    from dcmpnet_core.cli import run as run_cli
 
-    sys.exit(main(["demo", *sys.argv[1:]]))
+    sys.exit(run_cli(["demo", *sys.argv[1:]], extra=[sys.modules[__name__]]))

@@ -384,6 +384,8 @@ def test_full_disk_during_bag_is_one_line_exit_1(tmp_path, storage):
         one_clean_error(res, 1, f"dcmpnet bag: error: cannot write the output bag {target / 'out'}: ",
                         f"(nothing was written to {target / 'out'})")
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        if not how:                                        # a real full disk (not RLIMIT_FSIZE): named as such
+            assert f"{target / 'out'}: No space left on device" in res.stderr, res.stderr
         assert list(target.iterdir()) == []
         assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     finally:

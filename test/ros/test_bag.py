@@ -1,8 +1,15 @@
-"""dcmpnet_ros.bag: real rosbag2 / ROS 1 files in, real rosbag2 out, read back with rosbags, sqlite3 and mcap."""
+"""dcmpnet_ros.replay: real rosbag2 / ROS 1 files in, real rosbag2 out, read back with rosbags, sqlite3 and mcap."""
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -27,13 +34,18 @@ from bag_factory import (
 )
 
 from dcmpnet_core.inference.engine import Dehazer
-from dcmpnet_ros.bag import (
+from dcmpnet_ros.replay import (
     BagError,
     BagReplay,
+    BagWriteError,
     camera_info_topic_for,
     output_topics_for,
     replay_bag,
+    stop_on_signals,
 )
+from dcmpnet_ros.replay.decoding import MessageDecoder
+from dcmpnet_ros.replay.pipeline import FrameProcessor
+from dcmpnet_ros.replay.writer import FrameWriter, write_cause
 
 STEP = 10**8                                     # 10 Hz
 IMAGE, INFO = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
@@ -403,6 +415,47 @@ def test_bad_inputs_and_topics_are_named(tmp_path, small_bag, dcp):
     assert not (tmp_path / "o").exists()
 
 
+def test_check_plans_topics_and_camera_info_without_writing(tmp_path, pics):
+    entries = [Entry("/cam/image_raw", IMAGE, T0, image(TS2, header(TS2, 0), pics[0], "rgb8")),
+               Entry("/cam/image_raw/compressed", COMPRESSED, T0, compressed(TS2, header(TS2, 0), pics[0])),
+               Entry("/cam/camera_info", INFO, T0, camera_info(TS2, header(TS2, 0))),
+               Entry("/side/image", IMAGE, T0 + 1, image(TS2, header(TS2, 1), pics[1], "rgb8"))]
+    src = write_bag2(tmp_path / "in", entries)
+    before = snapshot(src)
+    reports = BagReplay(src, tmp_path / "out").check()
+    assert [(r.topic, r.msgtype.rsplit("/", 1)[-1], r.camera_info_topic, r.outputs.image) for r in reports] == [
+        ("/cam/image_raw", "Image", "/cam/camera_info", "/dehazed/cam/image_raw/image"),
+        ("/cam/image_raw/compressed", "CompressedImage", "/cam/camera_info", "/dehazed/cam/image_raw/compressed/image"),
+        ("/side/image", "Image", None, "/dehazed/side/image/image")]
+    assert [r.frames_in for r in reports] == [0, 0, 0]
+    one = BagReplay(src, tmp_path / "out", image_topics="side/image").check()
+    assert [(r.topic, r.outputs.camera_info) for r in one] == [("/side/image", "/dehazed/camera_info")]
+    with pytest.raises(BagError, match="'/front' is not in"):
+        BagReplay(src, tmp_path / "out", image_topics=["/front"]).check()
+    assert listing(tmp_path) == ["in"] and snapshot(src) == before
+
+
+def test_stop_on_signals_interrupts_once_then_at_once_and_restores_the_handlers(tmp_path, small_bag):
+    replay = BagReplay(small_bag, tmp_path / "out")
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with stop_on_signals(replay):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert replay.interrupt_requested                     # the first signal asks the replay to stop
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)               # the second one does not wait
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    seen = []
+
+    def in_a_thread() -> None:
+        with stop_on_signals(BagReplay(small_bag, tmp_path / "out")):
+            seen.append({sig: signal.getsignal(sig) for sig in before})
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    assert seen == [before]                                   # outside the main thread: nothing installed
+
+
 def test_interrupt_from_hook_leaves_no_output_and_no_temp(tmp_path, small_bag, dcp):
     seen = []
 
@@ -443,41 +496,105 @@ def test_interrupted_overwrite_keeps_the_old_output(tmp_path, small_bag, dcp):
     assert listing(tmp_path) == ["in", "out"]
 
 
-class FailingWriter(BagReplay):
+def failing_writer(monkeypatch) -> type[Exception]:
     """Stands in for a full disk: the writer thread fails on the third frame."""
+    original = FrameWriter.write_frame
 
-    def _write_frame(self, frame, *args):
+    def write_frame(self, frame, *args):
         if frame.header.stamp.sec - 1_600_000_000 == 2:
             raise OSError(28, "No space left on device")
-        return super()._write_frame(frame, *args)
+        return original(self, frame, *args)
+
+    monkeypatch.setattr(FrameWriter, "write_frame", write_frame)
+    return OSError
 
 
-class FailingReader(BagReplay):
+def failing_reader(monkeypatch) -> type[BaseException]:
     """Stands in for a storage read error in the reader thread."""
+    original = MessageDecoder.frame
 
-    def _decode(self, conn, log_time, raw, topic):
+    def frame(self, conn, log_time, raw, topic):
         if log_time >= T0 + 3 * STEP:
             raise MemoryError("reading the input failed")
-        return super()._decode(conn, log_time, raw, topic)
+        return original(self, conn, log_time, raw, topic)
+
+    monkeypatch.setattr(MessageDecoder, "frame", frame)
+    return MemoryError
 
 
-class InterruptedEngine(BagReplay):
+def interrupted_engine(monkeypatch) -> type[BaseException]:
     """A KeyboardInterrupt arriving in the middle of inference."""
+    original = FrameProcessor.process
 
-    def _process_frame(self, frame, report, *args):
+    def process(self, frame, report, *args):
         if report.frames_out == 4:
             raise KeyboardInterrupt
-        return super()._process_frame(frame, report, *args)
+        return original(self, frame, report, *args)
+
+    monkeypatch.setattr(FrameProcessor, "process", process)
+    return KeyboardInterrupt
 
 
-@pytest.mark.parametrize("cls,exc", [(FailingWriter, OSError), (FailingReader, MemoryError),
-                                     (InterruptedEngine, KeyboardInterrupt)])
-def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, cls, exc):
+@pytest.mark.parametrize("failure", [failing_writer, failing_reader, interrupted_engine])
+def test_failures_in_any_stage_leave_no_output(tmp_path, small_bag, dcp, monkeypatch, failure):
+    exc = failure(monkeypatch)
     with pytest.raises((exc, RuntimeError)) as info:
-        cls(small_bag, tmp_path / "out", dcp, progress=False).run()
+        BagReplay(small_bag, tmp_path / "out", dcp, progress=False).run()
     chain = [info.value, info.value.__cause__]
     assert any(isinstance(e, exc) for e in chain)
     assert listing(tmp_path) == ["in"]
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A real, tiny filesystem at ``path`` (a tmpfs mounted with ``options``); skips where mounting is not allowed."""
+    path.mkdir()
+    try:
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    except OSError as exc:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {exc}")
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {res.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("storage,cause", [("sqlite3", "No space left on device (database or disk is full)"),
+                                           ("mcap", "No space left on device")])
+def test_a_full_disk_is_one_write_error_naming_the_output_and_the_cause(tmp_path, small_bag, dcp, storage, cause):
+    before = snapshot(small_bag)
+    with small_tmpfs(tmp_path / "disk", "size=100k") as disk:
+        with pytest.raises(BagWriteError) as info:
+            replay_bag(small_bag, disk / "out", dcp, storage=storage, copy_all_topics=True, progress=False)
+        assert str(info.value) == f"cannot write the output bag {disk / 'out'}: {cause}"
+        assert listing(disk) == []                           # the temporary bag is gone too
+    assert snapshot(small_bag) == before
+
+
+def test_no_room_for_the_temporary_directory_is_a_write_error_too(tmp_path, small_bag, dcp):
+    with small_tmpfs(tmp_path / "disk", "size=1m,nr_inodes=1") as disk:      # no inode left for a directory
+        expected = f"cannot write the output bag {disk / 'out'}: No space left on device ({disk}/.out.dcmpnet-tmp-"
+        with pytest.raises(BagWriteError, match="^" + re.escape(expected)):
+            replay_bag(small_bag, disk / "out", dcp, progress=False)
+        assert listing(disk) == []
+
+
+def test_write_cause_names_sqlites_full_database_as_a_full_disk(tmp_path):
+    db = sqlite3.connect(tmp_path / "x.db3")
+    db.execute("PRAGMA max_page_count = 2")                  # a real SQLITE_FULL, without filling a disk
+    with pytest.raises(sqlite3.OperationalError) as info:
+        db.execute("CREATE TABLE t (a)")
+        db.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    db.close()
+    assert write_cause(info.value) == "No space left on device (database or disk is full)"
+    wrapped = RuntimeError("the writer failed")
+    wrapped.__cause__ = info.value
+    assert write_cause(wrapped) == "No space left on device (database or disk is full)"
+    assert write_cause(sqlite3.OperationalError("disk I/O error")) == "OperationalError: disk I/O error"
+    assert write_cause(None) == "the writer stopped"
 
 
 def test_bag_without_message_definitions_humble_style(tmp_path, pics, dcp):

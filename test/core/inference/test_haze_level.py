@@ -261,7 +261,7 @@ def test_diagnostics_warn_when_visibility_is_reduced_with_the_rosbags_classes():
 def test_bag_replay_writes_the_haze_level_and_passes_clear_frames_through(tmp_path, clear_and_hazy):
     from bag_factory import T0, TS2, Entry, header, image, image_pixels, read_bag, write_bag2
 
-    from dcmpnet_ros.bag import replay_bag
+    from dcmpnet_ros.replay import replay_bag
 
     rgb, dense = clear_and_hazy
     # Two cameras (each topic is its own pass-through stream): one clear, one in dense fog.
