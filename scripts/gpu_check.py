@@ -243,8 +243,9 @@ def checks(check: Check, quick: bool) -> None:
 # ------------------------------------------------------------------------------------------- 4
 def bench(check: Check, quick: bool) -> None:
     from dcmpnet_core import DCMPNet
-    from dcmpnet_core.evaluation.bench import run_benchmark, run_engine_benchmark
+    from dcmpnet_core.checkpoints.builder import load_model
     from dcmpnet_core.checkpoints.bundled import default_weights_path
+    from dcmpnet_core.evaluation.bench import run_benchmark, run_engine_benchmark
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -270,7 +271,7 @@ def bench(check: Check, quick: bool) -> None:
     engine_rows = []
 
     def engine() -> tuple[str, str]:
-        bundled = DCMPNet.from_checkpoint(weights) if weights else DCMPNet("tiny")
+        bundled = load_model(weights).model if weights else DCMPNet("tiny")
         engine_modes = ["fast", "cuda_graphs"] if cuda else ["fast"]
         engine_precisions = ["fp16"] if cuda else ["fp32"]
         engine_rows.extend(run_engine_benchmark(bundled, h, w, device, modes=engine_modes,

@@ -4,8 +4,9 @@ Run directory (``out``), written by rank 0 only and always atomically (temporary
 so an interrupted run keeps its last good files):
 
 * ``config.yaml``: the fully resolved :class:`~dcmpnet_core.train.config.TrainConfig`;
-* ``best.pt`` / ``last.pt``: project checkpoints (``DCMPNet.from_checkpoint``); EMA weights when
-  EMA is on; ``meta`` holds step, epoch, PSNR/SSIM and the depth convention;
+* ``best.pt`` / ``last.pt``: project checkpoints (read with
+  :func:`~dcmpnet_core.checkpoints.builder.load_model`); EMA weights when EMA is on; ``meta`` holds
+  step, epoch, PSNR/SSIM and the depth convention;
 * ``train_state.pt``: everything ``--resume`` needs (weights, both optimizers, the gradient scaler,
   EMA, step, epoch, validation history, RNG states), tensors and plain containers only, read
   with ``torch.load(weights_only=True)``;
@@ -36,12 +37,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..checkpoints.builder import load_networks, save_model
 from ..checkpoints.bundled import default_weights_path, missing_weights_message
 from ..checkpoints.format import load_state_strict, read_checkpoint, safe_torch_load
 from ..evaluation.metrics import evaluate_dataset, to_unit
 from ..inference.engine import resolve_device
 from ..models.dcmpnet import DCMPNet
-from ..utils.depth_convention import CONVENTION
+from ..utils.depth_convention import CONVENTION, RELATIVE_DEPTH
 from ..utils.fileio import atomic_torch_save, atomic_write_png, atomic_write_text
 from ..utils.visualize import depth_to_color
 from .config import TrainConfig, dump_train_config
@@ -219,7 +221,7 @@ class Trainer:
                                  worker_init_fn=_seed_worker, drop_last=False,
                                  persistent_workers=cfg.data.workers > 0)
 
-        self.model = DCMPNet(cfg.model, depth_kind="relative_depth").to(self.device)
+        self.model = DCMPNet(cfg.model, depth_kind=RELATIVE_DEPTH).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
         if tc.channels_last:
@@ -317,9 +319,8 @@ class Trainer:
                 raise TrainError(f"init_from: default: {missing_weights_message(dcp_hint=False)}")
             path = str(found)
         ckpt = read_checkpoint(path)
-        load_state_strict(self.model.dehaze_net, ckpt["dehaze_net"], f"init_from {path!r}: dehazing-network")
-        load_state_strict(self.model.depth_net, ckpt["depth_net"], f"init_from {path!r}: DE-network")
-        if ckpt.get("depth_kind") != "relative_depth":
+        load_networks(self.model, ckpt["dehaze_net"], ckpt["depth_net"], f"init_from {path!r}")
+        if ckpt["depth_kind"] != RELATIVE_DEPTH:
             self._say(f"note: {path} has a DE network trained for {ckpt.get('depth_kind')}; training targets "
                       "are relative depth, so its output convention will be re-learned")
 
@@ -577,9 +578,9 @@ class Trainer:
             return
         meta = self._meta(metrics)
         model = self.eval_model
-        model.save_checkpoint(self.out / "last.pt", meta)
+        save_model(model, self.out / "last.pt", meta)
         if improved:
-            model.save_checkpoint(self.out / "best.pt", meta)
+            save_model(model, self.out / "best.pt", meta)
         atomic_torch_save(self.state_dict(), self.out / STATE_FILE)
         if self.history:
             buf = io.StringIO()
@@ -601,8 +602,7 @@ class Trainer:
         if state["batch_size"] != self.cfg.train.batch_size:
             raise TrainError(f"{path} was trained with train.batch_size={state['batch_size']}, the config says "
                              f"{self.cfg.train.batch_size}: the data order and schedule would not continue")
-        load_state_strict(self.model.dehaze_net, state["dehaze_net"], f"{path}: dehazing-network")
-        load_state_strict(self.model.depth_net, state["depth_net"], f"{path}: DE-network")
+        load_networks(self.model, state["dehaze_net"], state["depth_net"], str(path))
         self.opt_dehaze.load_state_dict(state["opt_dehaze"])
         self.opt_depth.load_state_dict(state["opt_depth"])
         self.scaler.load_state_dict(state["scaler"])

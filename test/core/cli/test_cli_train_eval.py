@@ -75,11 +75,12 @@ def test_train_then_eval(dataset, tmp_path):
         clear = cv2.imread(str(dataset / "test" / "GT" / f"{r['name']}.png"))[..., ::-1] / 255.0
         assert float(r["hazy_psnr"]) == pytest.approx(peak_signal_noise_ratio(clear, hazy, data_range=1), abs=1e-3)
     # The dehazed score, recomputed from the checkpoint in this process.
-    from dcmpnet_core import DCMPNet
+    from dcmpnet_core.checkpoints.builder import load_model
     from dcmpnet_core.evaluation.metrics import psnr, to_unit
 
-    model = DCMPNet.from_checkpoint(run / "last.pt")
-    assert model.checkpoint_meta["step"] == 5
+    loaded = load_model(run / "last.pt")
+    model = loaded.model
+    assert loaded.meta["step"] == 5
     r = rows[0]
     hazy = cv2.imread(str(dataset / "test" / "hazy" / f"{r['name']}.png"))[..., ::-1].astype(np.float32) / 127.5 - 1
     clear = cv2.imread(str(dataset / "test" / "GT" / f"{r['name']}.png"))[..., ::-1].astype(np.float32) / 127.5 - 1

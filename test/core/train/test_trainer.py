@@ -10,6 +10,7 @@ import torch
 from hazy_photos import HazyPhotoPairs, batch_of, no_onednn
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import load_model, save_model
 from dcmpnet_core.checkpoints.format import safe_torch_load
 from dcmpnet_core.models.config import ConfigError
 from dcmpnet_core.train.config import load_train_config, train_config_from_dict
@@ -102,7 +103,7 @@ def test_train_validate_checkpoint_interrupt_and_resume(tmp_path):
         broken.fit()
     state = safe_torch_load(run / STATE_FILE)
     assert state["step"] == 2 and broken.step == 2
-    assert DCMPNet.from_checkpoint(run / "last.pt").checkpoint_meta["step"] == 2
+    assert load_model(run / "last.pt").meta["step"] == 2
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
 
     # Starting again in the same directory without --resume is refused.
@@ -132,8 +133,8 @@ def test_run_directory_contents(tmp_path):
     tr = Trainer(cfg, tmp_path, train_set=HazyPhotoPairs(4, 32), val_set=HazyPhotoPairs(2, 32, offset=50),
                  progress=False)
     tr.fit()
-    best = DCMPNet.from_checkpoint(tmp_path / "best.pt")
-    meta = best.checkpoint_meta
+    loaded = load_model(tmp_path / "best.pt")
+    best, meta = loaded.model, loaded.meta
     assert meta["step"] == 2 and meta["depth_convention"] == CONVENTION and meta["weights"] == "ema"
     assert math.isfinite(meta["psnr"]) and 0 < meta["ssim"] < 1 and best.depth_kind == "relative_depth"
     # Saved weights are the EMA, not the raw weights.
@@ -170,7 +171,7 @@ def test_setup_errors(tmp_path):
     with pytest.raises(TrainError, match="data.root"):
         Trainer(_cfg(), tmp_path / "c", progress=False)
     model_file = tmp_path / "model.pt"
-    DCMPNet("tiny").save_checkpoint(model_file)
+    save_model(DCMPNet("tiny"), model_file)
     with pytest.raises(TrainError, match="not a dcmpnet training state"):
         Trainer(_cfg(), tmp_path / "d", train_set=HazyPhotoPairs(4, 32), resume=model_file, progress=False)
     with pytest.raises(TrainError, match="CUDA"):
