@@ -83,8 +83,8 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace, refine: str) -> lis
             from . import CommandError
 
             raise CommandError("--save-images needs --out DIR")
-        from ..train.loop import to_uint8_rgb
         from ..utils.fileio import atomic_write_png
+        from ..utils.visualize import to_uint8_rgb
 
         names: set[str] = set()
 

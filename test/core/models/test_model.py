@@ -11,6 +11,7 @@ from upstream_rule import upstream_state_dict
 from dcmpnet_core import VARIANTS, DCMPNet, DehazeNet, DehazeNetConfig, DepthNet
 from dcmpnet_core.checkpoints.builder import convert_upstream
 from dcmpnet_core.checkpoints.upstream import CheckpointError
+from dcmpnet_core.models.depth_net import predict_aligned
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,13 @@ def test_network_modules_import_no_file_or_training_code():
             "'dcmpnet_core.inference', 'dcmpnet_core.utils.fileio', 'dcmpnet_core.data'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_guidance_and_aligned_depth_are_the_forward_pass_parts(tiny):
+    x = torch.rand(2, 3, 21, 34) * 2 - 1
+    with torch.no_grad():
+        out = tiny(x)
+        for a, b in zip(tiny.dehaze_net.guidance(x), out.guidance):
+            assert torch.equal(a, b)
+        assert torch.equal(predict_aligned(tiny.depth_net, out.dehazed), out.depth)
+        assert out.depth.shape == (2, 1, 21, 34)

@@ -112,17 +112,17 @@ def test_train_validate_checkpoint_interrupt_and_resume(tmp_path):
 
     resumed = Trainer(cfg, run, train_set=train_set, val_set=val_set, resume=run, progress=False)
     assert resumed.step == 2
-    for opt, key in ((resumed.opt_dehaze, "opt_dehaze"), (resumed.opt_depth, "opt_depth")):
+    for opt, key in ((resumed.task.opt_dehaze, "opt_dehaze"), (resumed.task.opt_depth, "opt_depth")):
         saved = state[key]["state"]
         assert set(opt.state_dict()["state"]) == set(saved)
         for idx, entry in opt.state_dict()["state"].items():
             for name, value in entry.items():
                 torch.testing.assert_close(value, saved[idx][name], rtol=0, atol=0)
-    torch.testing.assert_close(resumed.ema.module.state_dict(), state["ema"]["module"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed.task.ema.module.state_dict(), state["ema"]["module"], rtol=0, atol=0)
     resumed.fit()
     assert resumed.step == 4
     # The resumed run ends where the uninterrupted one did.
-    for a, b in ((ref.model, resumed.model), (ref.ema.module, resumed.ema.module)):
+    for a, b in ((ref.model, resumed.model), (ref.task.ema.module, resumed.task.ema.module)):
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
     assert [h["step"] for h in resumed.history] == [2, 4]
@@ -138,7 +138,7 @@ def test_run_directory_contents(tmp_path):
     assert meta["step"] == 2 and meta["depth_convention"] == CONVENTION and meta["weights"] == "ema"
     assert math.isfinite(meta["psnr"]) and 0 < meta["ssim"] < 1 and best.depth_kind == "relative_depth"
     # Saved weights are the EMA, not the raw weights.
-    ema_sd = tr.ema.module.dehaze_net.state_dict()
+    ema_sd = tr.task.ema.module.dehaze_net.state_dict()
     for k, v in best.dehaze_net.state_dict().items():
         torch.testing.assert_close(v, ema_sd[k])
     raw = safe_torch_load(tmp_path / STATE_FILE)["dehaze_net"]
@@ -161,7 +161,7 @@ def test_no_valid_depth_leaves_the_de_network_alone(tmp_path):
     assert terms["loss_depth"] == 0.0
     for k, v in tr.model.depth_net.state_dict().items():
         assert torch.equal(v, before_de[k]), k
-    assert tr.opt_depth.state_dict()["state"] == {}
+    assert tr.task.opt_depth.state_dict()["state"] == {}
     assert any(not torch.equal(v, before_dh[k]) for k, v in tr.model.dehaze_net.state_dict().items())
 
 
