@@ -1,6 +1,6 @@
 """The default-weights campaign: a candidate replaces the bundled weights only when the benchmark says so.
 
-Each round of the campaign fine-tunes the bundled weights (``config/train_default.yaml``,
+Each round of the campaign fine-tunes the bundled weights (the ``default`` recipe,
 ``init_from: default``) for as long as a working session allows; :func:`promote` then scores the
 candidate and the current bundled weights on the held-out real photos (:mod:`dcmpnet_core.evaluation.quality`,
 same settings for both) and replaces the bundled file only when the candidate's PSNR is higher at

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+from pathlib import Path
 
 import cv2
 import pytest
@@ -15,7 +17,10 @@ from dcmpnet_core.checkpoints.format import safe_torch_load
 from dcmpnet_core.models.config import ConfigError
 from dcmpnet_core.train.config import load_train_config, train_config_from_dict
 from dcmpnet_core.train.loop import STATE_FILE, EpochSampler, Trainer, TrainError, lr_at
+from dcmpnet_core.train.recipes import RECIPES_DIR, recipe_names, resolve_recipe
 from dcmpnet_core.utils.depth_convention import CONVENTION
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -188,17 +193,17 @@ def test_global_batch_must_split_over_processes(tmp_path, monkeypatch):
 
 
 def test_config_files_and_overrides(tmp_path):
-    cfg = load_train_config("config/train_its.yaml")
+    cfg = load_train_config(RECIPES_DIR / "its.yaml")
     assert (cfg.train.batch_size, cfg.data.crop, cfg.optim.name, cfg.optim.lr_dehaze, cfg.optim.lr_min) == \
         (8, 256, "adam", 1e-4, 1e-6)
     assert cfg.train.epochs == 600 and cfg.model.dehaze.depths == (8, 8, 8, 4, 4)
-    assert load_train_config("config/train_ots.yaml").train.epochs == 30
-    syn = load_train_config("config/train_synthetic.yaml", ["optim.lr_dehaze=2e-4", "data.crop=128", "train.amp=off",
-                                                            "model.depth.growth=2"])
+    assert load_train_config(resolve_recipe("ots")).train.epochs == 30
+    syn = load_train_config(resolve_recipe("synthetic"), ["optim.lr_dehaze=2e-4", "data.crop=128", "train.amp=off",
+                                                          "model.depth.growth=2"])
     assert syn.optim.lr_dehaze == 2e-4 and syn.data.crop == 128 and syn.train.amp == "off"
     assert syn.model.depth.growth == 2 and syn.model.dehaze.embed_dims == (8, 16, 24, 16, 8)     # tiny + override
     with pytest.raises(ConfigError, match="'config.optim.lr'"):
-        load_train_config("config/train_synthetic.yaml", ["optim.lr=2e-4"])
+        load_train_config(RECIPES_DIR / "synthetic.yaml", ["optim.lr=2e-4"])
     with pytest.raises(ConfigError, match="config.data.crop: expected an integer"):
         load_train_config(None, ["data.crop=12.5"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
@@ -211,3 +216,23 @@ def test_config_files_and_overrides(tmp_path):
         load_train_config(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="model variant"):
         load_train_config(None, ["model=huge"])
+
+
+def test_bundled_recipes_are_package_data_and_load(tmp_path):
+    """The recipes ship inside the package (config/ holds ROS parameter files only); names or paths select them."""
+    assert recipe_names() == ["default", "its", "ots", "synthetic"]
+    for name in recipe_names():
+        assert resolve_recipe(name) == RECIPES_DIR / f"{name}.yaml"
+        load_train_config(resolve_recipe(name))
+    own = tmp_path / "synthetic"                      # an existing file wins over a recipe of the same name
+    own.write_text("model: tiny\n")
+    assert resolve_recipe(own) == own
+    with pytest.raises(FileNotFoundError, match=r"'its.yml' is neither a file nor a bundled recipe \(recipes: default"):
+        resolve_recipe("its.yml")
+    setup = (ROOT / "setup.py").read_text()
+    assert '"train/recipes/*.yaml"' in setup
+    package_data = re.search(r"package_data=\{\"dcmpnet_core\": \[([^\]]*)\]", setup)[1]
+    for pattern in re.findall(r'"([^"]+)"', package_data):        # every listed pattern matches a real file
+        assert list((ROOT / "dcmpnet_core").glob(pattern)), pattern
+    assert sorted(p.name for p in (ROOT / "config").glob("*.yaml")) == ["dehaze.yaml", "dehaze_cpu_live.yaml"]
+
