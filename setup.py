@@ -50,7 +50,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["dcmpnet_core", "dcmpnet_core.*", "dcmpnet_ros", "dcmpnet_ros.*"]),
-    package_data={"dcmpnet_core": ["checkpoints/weights/*.pt"]},
+    package_data={"dcmpnet_core": ["checkpoints/weights/*.pt", "train/recipes/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

@@ -18,6 +18,8 @@ _EXPORTS = {
     "VARIANTS": "models.config",
     "get_variant": "models.config", "ConfigError": "models.config",
     "CheckpointError": "checkpoints.upstream",
+    "load_model": "checkpoints.builder", "save_model": "checkpoints.builder",
+    "convert_upstream": "checkpoints.builder", "LoadedModel": "checkpoints.builder",
     "Dehazer": "inference.engine", "DehazeResult": "inference.engine",
 }
 

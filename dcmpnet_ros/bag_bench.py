@@ -46,10 +46,11 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
             if engine == "dcp":
                 dehazer = Dehazer.from_checkpoint(None, backend="dcp", device=device, bypass_below=0.0)
             elif engine == "tiny":
+                from dcmpnet_core.checkpoints.builder import save_model
                 from dcmpnet_core.models.dcmpnet import DCMPNet
 
                 ckpt = Path(tmp) / "tiny.pt"
-                DCMPNet("tiny").save_checkpoint(ckpt)
+                save_model(DCMPNet("tiny"), ckpt)
                 dehazer = Dehazer.from_checkpoint(ckpt, device=device, bypass_below=0.0)
             elif engine == "weights":
                 dehazer = Dehazer.from_checkpoint(weights, device=device, bypass_below=0.0)

@@ -3,7 +3,7 @@
 Sections, in order (each row of the one output table says pass / FAIL / skipped and why):
 
 1. versions and GPU(s);
-2. the GPU tests (``DCMPNET_TEST_DEVICE=cuda pytest test/core/inference/test_gpu.py test/core/inference/test_gpu_logic.py``);
+2. the GPU tests (``DCMPNET_TEST_DEVICE=cuda pytest`` on test/core/inference/test_gpu.py and test_gpu_logic.py);
 3. checks: CUDA-graph replay of two different inputs on the last GPU from a thread on GPU 0,
    fp16 attention with the paper model's head dimension 12 and > 65,535 windows, fp16/bf16 PSNR
    against fp32 with TF32 off (paper config + depth), a real out-of-memory retry under
@@ -102,8 +102,9 @@ def environment(check: Check) -> None:
 
 # ------------------------------------------------------------------------------------------- 2
 def gpu_tests(check: Check, quick: bool) -> None:
+    files = ["test/core/inference/test_gpu.py", "test/core/inference/test_gpu_logic.py"]
     if quick:
-        check.add("tests", "pytest test/core/inference/test_gpu.py test/core/inference/test_gpu_logic.py", "skipped: --quick")
+        check.add("tests", "pytest " + " ".join(files), "skipped: --quick")
         return
     try:
         import pytest  # noqa: F401
@@ -113,9 +114,8 @@ def gpu_tests(check: Check, quick: bool) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if torch.cuda.is_available():
         env["DCMPNET_TEST_DEVICE"] = "cuda"
-    files = ["test/core/inference/test_gpu.py", "test/core/inference/test_gpu_logic.py"]
-    if torch.cuda.is_available():
-        files += ["test/core/inference/test_inference.py", "test/core/inference/test_fastpath.py"]     # the engine's own tests, on the GPU
+    if torch.cuda.is_available():       # the engine's own tests, on the GPU
+        files += ["test/core/inference/test_inference.py", "test/core/inference/test_fastpath.py"]
 
     def run() -> tuple[str, str]:
         timeout = max(30.0, min(300.0, check.left() - 150))
@@ -243,8 +243,9 @@ def checks(check: Check, quick: bool) -> None:
 # ------------------------------------------------------------------------------------------- 4
 def bench(check: Check, quick: bool) -> None:
     from dcmpnet_core import DCMPNet
-    from dcmpnet_core.evaluation.bench import run_benchmark, run_engine_benchmark
+    from dcmpnet_core.checkpoints.builder import load_model
     from dcmpnet_core.checkpoints.bundled import default_weights_path
+    from dcmpnet_core.evaluation.bench import run_benchmark, run_engine_benchmark
 
     cuda = torch.cuda.is_available()
     if cuda:
@@ -270,7 +271,7 @@ def bench(check: Check, quick: bool) -> None:
     engine_rows = []
 
     def engine() -> tuple[str, str]:
-        bundled = DCMPNet.from_checkpoint(weights) if weights else DCMPNet("tiny")
+        bundled = load_model(weights).model if weights else DCMPNet("tiny")
         engine_modes = ["fast", "cuda_graphs"] if cuda else ["fast"]
         engine_precisions = ["fp16"] if cuda else ["fp32"]
         engine_rows.extend(run_engine_benchmark(bundled, h, w, device, modes=engine_modes,

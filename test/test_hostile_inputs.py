@@ -23,6 +23,7 @@ import pytest
 import torch
 from bag_factory import T0, TS1, TS2, Entry, compressed, header, image, photos, write_bag1, write_bag2
 
+from dcmpnet_core.checkpoints.builder import load_model, save_model
 from dcmpnet_core.checkpoints.format import build_checkpoint
 from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.models.config import ConfigError, get_variant, to_dict
@@ -100,7 +101,7 @@ def sane_ckpt(tmp_path_factory) -> Path:
     with torch.no_grad():
         model.depth_net.head.bias += 1.0          # random weights, but a positive, varying depth map
     path = tmp_path_factory.mktemp("w") / "tiny.pt"
-    model.save_checkpoint(path)
+    save_model(model, path)
     return path
 
 
@@ -235,7 +236,7 @@ def test_huge_weights_refused_at_load_and_counted_when_run(tmp_path, sane_ckpt):
         for p in model.parameters():
             p.mul_(1e30)                          # finite, so the NaN/Inf weight check passes
     path = tmp_path / "huge.pt"
-    model.save_checkpoint(path)
+    save_model(model, path)
     with pytest.raises(ValueError, match="output on a 32x32 probe image holds .* NaN/Inf"):
         Dehazer.from_checkpoint(path, device="cpu")
     res = dcmpnet("infer", write_rgb(tmp_path / "a.png", photos(48, 64)[0]), "-o", tmp_path / "o", "--weights", path,
@@ -274,7 +275,7 @@ def test_checkpoint_config_bounds_are_checked_before_building(tmp_path, override
                                 "relative_depth"), path)
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=needle):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
     assert time.perf_counter() - start < 5
 
 
@@ -284,7 +285,7 @@ def test_misfitting_tensors_are_found_on_a_meta_skeleton(tmp_path):
     torch.save(build_checkpoint(to_dict(get_variant("paper")), small.dehaze_net.state_dict(),
                                 small.depth_net.state_dict(), "relative_depth"), path)
     with pytest.raises(Exception, match="weights do not fit the network"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 # ------------------------------------------------------------------------------------------ dcmpnet bag

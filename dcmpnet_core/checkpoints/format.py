@@ -20,11 +20,11 @@ from typing import Any, Mapping
 
 import torch
 
+from ..utils.depth_convention import check_depth_kind
 from .upstream import CheckpointError
 
 FORMAT = "dcmpnet_ros.checkpoint"
 VERSION = 1
-DEPTH_KINDS = ("relative_depth", "relative_disparity")
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
@@ -60,8 +60,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
 
 def build_checkpoint(config: Mapping, dehaze_sd: Mapping[str, torch.Tensor], depth_sd: Mapping[str, torch.Tensor],
                      depth_kind: str, meta: Mapping[str, Any] | None = None, half: bool = False) -> dict:
-    if depth_kind not in DEPTH_KINDS:
-        raise ValueError(f"depth_kind must be one of {DEPTH_KINDS}, got {depth_kind!r}")
+    """The checkpoint dict of the layout above; ``half`` stores floating tensors as float16."""
+    check_depth_kind(depth_kind)
 
     def store(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
@@ -99,8 +99,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("config", "dehaze_net", "depth_net"):
         if not isinstance(obj.get(key), Mapping):
             raise CheckpointError(f"{str(path)!r} is missing its {key!r} section")
-    if obj.get("depth_kind") not in DEPTH_KINDS:
-        raise CheckpointError(f"{str(path)!r}: depth_kind {obj.get('depth_kind')!r} is not one of {DEPTH_KINDS}")
+    try:
+        check_depth_kind(obj.get("depth_kind"))
+    except ValueError as exc:
+        raise CheckpointError(f"{str(path)!r}: {exc}") from None
     return dict(obj)
 
 

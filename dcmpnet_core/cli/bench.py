@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch  # here, not at the top: `dcmpnet --help` must not import torch
 
+    from ..checkpoints.builder import load_model
     from ..evaluation.bench import format_table, run_benchmark, run_engine_benchmark
     from ..models.dcmpnet import DCMPNet
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = DCMPNet.from_checkpoint(args.weights) if args.weights else DCMPNet(args.config)
+    model = load_model(args.weights).model if args.weights else DCMPNet(args.config)
     modes = args.mode or (["eager", "fast", "cuda_graphs"] if args.device.startswith("cuda") else ["eager", "fast"])
     name = args.weights or f"variant '{args.config}' (random weights)"
     dev_name = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "CPU"

@@ -24,17 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # here, not at the top: `dcmpnet --help` must not import torch
+    from ..checkpoints.builder import convert_upstream, save_model
     from ..checkpoints.upstream import CheckpointError
-    from ..models.dcmpnet import DCMPNet
 
     if args.output.exists() and not args.overwrite:
         raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
     try:
-        model = DCMPNet.from_upstream(args.dehaze, args.depth, depth_kind=args.depth_kind)
+        model = convert_upstream(args.dehaze, args.depth, depth_kind=args.depth_kind)
     except (CheckpointError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
-    model.save_checkpoint(args.output, meta={"source": "upstream", "dehaze_file": args.dehaze.name,
-                                             "depth_file": args.depth.name}, half=args.half)
+    save_model(model, args.output, meta={"source": "upstream", "dehaze_file": args.dehaze.name,
+                                         "depth_file": args.depth.name}, half=args.half)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.output} ({n / 1e6:.2f} M parameters, config 'paper', depth_kind {args.depth_kind})")
     return 0

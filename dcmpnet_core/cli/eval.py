@@ -38,17 +38,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-images must be >= 1, got {args.max_images}")
 
     # here, not at the top: `dcmpnet --help` must not import torch
+    from ..checkpoints.builder import load_model
     from ..checkpoints.upstream import CheckpointError
     from ..data import build_dataset
     from ..inference.device import resolve_device
-    from ..models.dcmpnet import DCMPNet
 
     try:
         dev = resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
         raise CommandError(f"--device: {exc}") from None
     try:
-        model = DCMPNet.from_checkpoint(args.weights, map_location=dev).to(dev)
+        loaded = load_model(args.weights, map_location=dev)
     except (CheckpointError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
     try:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
 
-    records = _evaluate(model, dataset, dev, args)
+    records = _evaluate(loaded.model.to(dev), dataset, dev, args, loaded.refine)
     # here, not at the top: `dcmpnet --help` must not import torch
     from ..evaluation.metrics import MetricMeter
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
+def _evaluate(model, dataset, dev, args: argparse.Namespace, refine: str) -> list[dict]:
     # here, not at the top: `dcmpnet --help` must not import torch
     from ..evaluation.metrics import evaluate_dataset
 
@@ -84,8 +84,8 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
         if args.out is None:
             raise CommandError("--save-images needs --out DIR")
         # here, not at the top: `dcmpnet --help` must not import torch
-        from ..train.loop import to_uint8_rgb
         from ..utils.fileio import atomic_write_png
+        from ..utils.visualize import to_uint8_rgb
 
         names: set[str] = set()
 
@@ -98,12 +98,15 @@ def _evaluate(model, dataset, dev, args: argparse.Namespace) -> list[dict]:
         save = save_one
 
     n = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
-    return evaluate_dataset(_dehaze_fn(model, dev, args), dataset, range(n), dev,
+    return evaluate_dataset(_dehaze_fn(model, dev, args, refine), dataset, range(n), dev,
                             full_res_ssim=args.full_res_ssim, progress=True, callback=save)
 
 
-def _dehaze_fn(model, dev, args: argparse.Namespace):
-    """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine, or the plain network."""
+def _dehaze_fn(model, dev, args: argparse.Namespace, refine: str):
+    """(1,3,H,W) in [-1, 1] -> dehazed (1,3,H,W): through the inference engine, or the plain network.
+
+    ``refine`` is the engine's output refinement, as the checkpoint's metadata asks.
+    """
     # here, not at the top: `dcmpnet --help` must not import torch
     import torch
 
@@ -114,7 +117,7 @@ def _dehaze_fn(model, dev, args: argparse.Namespace):
 
     from ..inference.engine import Dehazer
 
-    engine = Dehazer(model, device=dev, precision=args.precision, bypass_below=0.0)
+    engine = Dehazer(model, device=dev, precision=args.precision, bypass_below=0.0, refine=refine)
 
     def run(x):
         rgb = ((x[0].float().clamp(-1, 1) + 1.0) * 0.5).permute(1, 2, 0).cpu().numpy()

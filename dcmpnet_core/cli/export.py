@@ -50,16 +50,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("ONNX export needs the 'onnx' package: pip install onnx onnxscript onnxruntime") from None
 
     # here, not at the top: `dcmpnet --help` must not import torch
+    from ..checkpoints.builder import load_model
     from ..checkpoints.bundled import default_weights_path, missing_weights_message
     from ..checkpoints.format import CheckpointError
     from ..inference.export import DEFAULT_OPSET, export_onnx
-    from ..models.dcmpnet import DCMPNet
 
     weights = args.weights if args.weights is not None else default_weights_path()
     if weights is None:
         raise CommandError(missing_weights_message(dcp_hint=False))
     try:
-        model = DCMPNet.from_checkpoint(weights)
+        model = load_model(weights).model
     except (FileNotFoundError, CheckpointError) as exc:
         raise CommandError(str(exc)) from None
     h, w = args.size

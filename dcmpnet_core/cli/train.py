@@ -7,24 +7,28 @@ from pathlib import Path
 from .common import CommandError
 
 EPILOG = """examples:
-  dcmpnet train config/train_synthetic.yaml --data data/synth --out runs/synth
-  dcmpnet train --config config/train_synthetic.yaml --max-steps 300 --data data/synth --out runs/short
-  dcmpnet train config/train_its.yaml --out runs/its data.root=data/RESIDE-IN train.ema_decay=0.999
+  dcmpnet train synthetic --data data/synth --out runs/synth
+  dcmpnet train --config synthetic --max-steps 300 --data data/synth --out runs/short
+  dcmpnet train its --out runs/its data.root=data/RESIDE-IN train.ema_decay=0.999
+  dcmpnet train my_recipe.yaml --data data/synth --out runs/mine   # a YAML file of your own
   dcmpnet train --resume runs/its                       # continue where it stopped
-  torchrun --standalone --nproc_per_node 4 -m dcmpnet_ros.cli train config/train_its.yaml --out runs/its4
+  torchrun --standalone --nproc_per_node 4 -m dcmpnet_ros.cli train its --out runs/its4
+
+bundled recipes (dcmpnet_core/train/recipes/NAME.yaml): default, its, ots, synthetic
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train DCMPNet (dehazing + DE networks, jointly) from a YAML config",
                        description="Train DCMPNet's dehazing and depth-estimation networks jointly. Settings come "
-                                   "from CONFIG (a training YAML, see config/train_*.yaml) and KEY=VALUE overrides "
-                                   "with dotted keys (optim.lr_dehaze=2e-4 data.crop=128 model=tiny).",
+                                   "from CONFIG (a training YAML file, or the name of a bundled recipe: default, "
+                                   "its, ots, synthetic) and KEY=VALUE overrides with dotted keys "
+                                   "(optim.lr_dehaze=2e-4 data.crop=128 model=tiny).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
-                   help="a training YAML (at most one) and dotted overrides")
+                   help="a training YAML or bundled recipe name (at most one) and dotted overrides")
     p.add_argument("--config", "-c", dest="config", type=Path, metavar="CONFIG",
-                   help="the training YAML (the same as giving it as the first argument)")
+                   help="the training YAML or bundled recipe name (the same as giving it as the first argument)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimiser steps (train.max_steps=N)")
     p.add_argument("--out", type=Path, help="run directory for checkpoints, logs and previews "
                                             "(default with --resume: the resumed run's directory)")
@@ -71,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--out DIR is required (where checkpoints and logs go)")
         out = args.resume if args.resume.is_dir() else args.resume.parent
     if config_path is None and args.resume is None:
-        raise CommandError("give a training CONFIG (e.g. config/train_synthetic.yaml) or --resume a run")
+        raise CommandError("give a training CONFIG (a YAML file or a bundled recipe, e.g. synthetic) or --resume a run")
+    if config_path is not None:
+        from ..train.recipes import resolve_recipe
+
+        try:
+            config_path = resolve_recipe(config_path)
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from None
 
     # here, not at the top: `dcmpnet --help` must not import torch
     from ..train.config import load_train_config, train_config_from_dict

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from ..checkpoints.bundled import WeightsNotFoundError, default_weights_path, missing_weights_message
-from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR  # noqa: F401  (re-exported)
+from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR, check_depth_kind  # noqa: F401  (re-exported)
 from .dcp import DCPParams, box_mean, dehaze_dcp, guided_filter
 from .device import is_out_of_memory, resolve_device
 from .haze_level import (
@@ -198,8 +198,7 @@ def raw_to_relative_depth(raw: np.ndarray, depth_kind: str = "relative_depth") -
     gives all ones.  Non-finite values (half-precision overflow) take no part in the statistics and
     become 1 (unknown, as far as the farthest: the project convention), not "nearest".
     """
-    if depth_kind not in ("relative_depth", "relative_disparity"):
-        raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+    check_depth_kind(depth_kind)
     d = np.asarray(raw, dtype=np.float64)
     finite = np.isfinite(d)
     out = np.ones(d.shape, dtype=np.float32)
@@ -407,8 +406,9 @@ class Dehazer:
     between frames); ``passthrough_depth``: compute depth (the depth network on the input) for frames passed through;
     see the module docstring.  ``refine``: ``"guided"`` re-expresses a full-resolution restoration as a
     local affine map of the input (:func:`refine_guided`), ``"none"`` leaves the network's output as it is,
-    ``"auto"`` (default) follows the checkpoint's metadata (``refine``; none when absent, so converted paper
-    weights stay exact).  Reduced-resolution inference is already carried back this way (guided upsampling).
+    ``"auto"`` (default) follows the checkpoint's metadata in :meth:`from_checkpoint` (``refine``; none when
+    absent, so converted paper weights stay exact, and for a model passed directly).  Reduced-resolution
+    inference is already carried back this way (guided upsampling).
     """
 
     def __init__(self, model: torch.nn.Module | None = None, device: str | torch.device = "auto",
@@ -458,11 +458,10 @@ class Dehazer:
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")
-        if refine == "auto":
-            refine = "guided" if (getattr(model, "checkpoint_meta", None) or {}).get("refine") == "guided" else "none"
-        self.refine = refine
-        self.model = prepare_for_inference(model, self.device, precision, mode)
-        self._runner = InferenceRunner(self.model)
+        self.refine = "none" if refine == "auto" else refine    # a bare model has no checkpoint metadata
+        prepared = prepare_for_inference(model, self.device, precision, mode)
+        self.model = prepared.model
+        self._runner = InferenceRunner(prepared)
         # CUDA: frames go up as uint8 from pinned memory and are converted on the device (gpu_io).
         self._device_io = DeviceIO(self.device) if self.device.type == "cuda" else None
 
@@ -487,11 +486,13 @@ class Dehazer:
             if path is None:
                 raise WeightsNotFoundError(missing_weights_message())
         resolve_device(device)                        # fail on a missing GPU before reading weights
-        from ..models.dcmpnet import DCMPNet
+        from ..checkpoints.builder import load_model
 
-        model = DCMPNet.from_checkpoint(Path(path), map_location="cpu")
-        probe_model(model, repr(os.fspath(path)))
-        return cls(model, device=device, precision=precision, backend=backend, max_pixels=max_pixels,
+        loaded = load_model(Path(path), map_location="cpu")
+        probe_model(loaded.model, repr(os.fspath(path)))
+        if kwargs.get("refine", "auto") == "auto":
+            kwargs["refine"] = loaded.refine
+        return cls(loaded.model, device=device, precision=precision, backend=backend, max_pixels=max_pixels,
                    inference_scale=inference_scale, mode=mode, **kwargs)
 
     def __repr__(self) -> str:

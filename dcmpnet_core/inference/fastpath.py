@@ -192,8 +192,22 @@ def set_attention_impl(model: nn.Module, use_sdpa: bool) -> nn.Module:
     return model
 
 
+@dataclass(frozen=True)
+class PreparedModel:
+    """What :func:`prepare_for_inference` returns and :class:`InferenceRunner` runs.
+
+    ``model``: the prepared copy (eval mode, on its device, its weights in ``precision``'s dtype);
+    ``paths``: the fast paths applied to it, or to be applied by the runner (``compile``, ``cuda_graphs``);
+    ``precision``: one of :data:`PRECISIONS`.
+    """
+
+    model: DCMPNet
+    paths: FastPaths = FastPaths()
+    precision: str = "fp32"
+
+
 def prepare_for_inference(model: DCMPNet, device: torch.device | str = "cpu", precision: str = "fp32",
-                          mode: str = "eager") -> DCMPNet:
+                          mode: str = "eager") -> PreparedModel:
     """A copy of ``model`` on ``device`` in eval mode, in ``precision``, with the fast paths of ``mode``.
 
     The original model is left untouched (folding BatchNorm changes modules).  ``compile`` and
@@ -206,8 +220,6 @@ def prepare_for_inference(model: DCMPNet, device: torch.device | str = "cpu", pr
     if problem:
         raise ValueError(problem)
     prepared = copy.deepcopy(model).eval()
-    prepared.fast_paths = paths
-    prepared.precision = precision
     if paths.fold_bn:
         fold_batchnorm(prepared)
     set_attention_impl(prepared, paths.sdpa)
@@ -216,7 +228,7 @@ def prepare_for_inference(model: DCMPNet, device: torch.device | str = "cpu", pr
         keep_fp32_islands(prepared)
     if paths.channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
-    return prepared
+    return PreparedModel(prepared, paths, precision)
 
 
 class GraphCache:
@@ -267,20 +279,19 @@ class GraphCache:
 
 
 class InferenceRunner:
-    """Runs a prepared model: input (B,3,H,W) in [-1, 1] -> (dehazed (B,3,H,W), raw depth (B,1,H,W)), float32.
+    """Runs a :class:`PreparedModel`: input (B,3,H,W) in [-1, 1] -> (dehazed (B,3,H,W), raw depth (B,1,H,W)), float32.
 
     Applies the input layout and dtype of the prepared model, the TF32 / cuDNN settings of its
     precision and mode (:func:`numerics`) and the device context, and owns the compiled callable
     and the CUDA graphs (see the module docstring for their policies).
     """
 
-    def __init__(self, model: DCMPNet, max_graphs: int = 2) -> None:
-        self.model = model
-        self.paths: FastPaths = getattr(model, "fast_paths", FastPaths.eager())
-        self.precision: str = getattr(model, "precision", "fp32")
-        param = next(model.parameters())
-        self.device = param.device
-        self.dtype = PRECISIONS[self.precision] if hasattr(model, "precision") else param.dtype
+    def __init__(self, prepared: PreparedModel, max_graphs: int = 2) -> None:
+        self.model = prepared.model
+        self.paths = prepared.paths
+        self.precision = prepared.precision
+        self.device = next(self.model.parameters()).device
+        self.dtype = PRECISIONS[self.precision]
         self._compiled: Callable | None = None
         self._compiled_key: tuple | None = None
         if self.paths.compile:

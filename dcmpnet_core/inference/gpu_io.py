@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR
+from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR, check_depth_kind
 
 
 @dataclass
@@ -96,6 +96,7 @@ def relative_depth(raw: torch.Tensor, depth_kind: str = "relative_depth") -> tor
     the statistics use the finite values only, non-finite pixels become 1 (unknown = as far as
     the farthest, the project convention), a map with nothing known gives all ones.
     """
+    check_depth_kind(depth_kind)
     d = raw.float()
     finite = torch.isfinite(d)
     top = torch.where(finite, d, -torch.inf).flatten(1).amax(dim=1).view(-1, 1, 1)
@@ -103,13 +104,11 @@ def relative_depth(raw: torch.Tensor, depth_kind: str = "relative_depth") -> tor
         known = top > 0
         safe_top = torch.where(known, top, torch.ones_like(top))
         out = torch.maximum(d, safe_top * DEPTH_FLOOR) / safe_top
-    elif depth_kind == "relative_disparity":
+    else:
         lo = torch.where(finite, d, torch.inf).flatten(1).amin(dim=1).view(-1, 1, 1)
         span = top - lo
         known = span > 1e-12 * torch.clamp(top.abs(), min=1.0)      # False also for inf - inf (nothing finite)
         norm = (d - lo) / torch.where(known, span, torch.ones_like(span))
         out = 1.0 / torch.clamp(torch.where(finite, norm, torch.ones_like(norm)), min=DISPARITY_FLOOR)
         out = out / out.flatten(1).amax(dim=1).view(-1, 1, 1)
-    else:
-        raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
     return torch.where(known & finite, out, torch.ones_like(d))

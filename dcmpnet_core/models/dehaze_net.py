@@ -69,13 +69,23 @@ class DehazeNet(nn.Module):
         self.dec_in = nn.ModuleList([nn.Conv2d(2 * e[2], e[2], 1), nn.Conv2d(e[1] + e[3], e[3], 1)])
         self.head = nn.Conv2d(e[4], 3, 3, padding=1, padding_mode="reflect")
 
+    def guidance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The projected guide maps of image ``x`` (B,3,H,W): :attr:`DehazeOutput.guidance`, without the rest.
+
+        Runs the U-Net guide only (the training task compares the maps of the hazy and the clear image).
+        """
+        return self._project_guidance(pad_to_multiple(x, 4))
+
+    def _project_guidance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        coarse, mid, fine = self.guide(x)
+        return self.guide_proj_coarse(coarse), self.guide_proj_mid(mid), self.guide_proj_fine(fine)
+
     def forward(self, x: torch.Tensor) -> DehazeOutput:
         h, w = x.shape[-2:]
         x = pad_to_multiple(x, 4)
         hp, wp = x.shape[-2:]
 
-        coarse, mid, fine = self.guide(x)
-        g_coarse, g_mid, g_fine = self.guide_proj_coarse(coarse), self.guide_proj_mid(mid), self.guide_proj_fine(fine)
+        g_coarse, g_mid, g_fine = self._project_guidance(x)
         prior = self.prior_refine(self.prior_net(x)[..., :hp, :wp])
 
         e1 = self.stages[0](self.stage_in[0](torch.cat([self.embed(x), g_fine, prior], dim=1)))

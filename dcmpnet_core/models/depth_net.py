@@ -1,6 +1,8 @@
 """The DE (depth estimation) network: a DRDB encoder-decoder without skip connections."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -43,5 +45,13 @@ class DepthNet(nn.Module):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Depth aligned with the input: reflect-pad to a multiple of 16, run, crop back to (B,1,H,W)."""
-        h, w = x.shape[-2:]
-        return self(pad_to_multiple(x, 16))[..., :h, :w]
+        return predict_aligned(self, x)
+
+
+def predict_aligned(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """:meth:`DepthNet.predict` through ``net``: a DepthNet or a wrapper that calls its forward (DDP).
+
+    Image (B,3,H,W) -> depth (B,1,H,W): reflect-padded to a multiple of 16, run, cropped back.
+    """
+    h, w = x.shape[-2:]
+    return net(pad_to_multiple(x, 16))[..., :h, :w]

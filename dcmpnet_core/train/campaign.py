@@ -1,6 +1,6 @@
 """The default-weights campaign: a candidate replaces the bundled weights only when the benchmark says so.
 
-Each round of the campaign fine-tunes the bundled weights (``config/train_default.yaml``,
+Each round of the campaign fine-tunes the bundled weights (the ``default`` recipe,
 ``init_from: default``) for as long as a working session allows; :func:`promote` then scores the
 candidate and the current bundled weights on the held-out real photos (:mod:`dcmpnet_core.evaluation.quality`,
 same settings for both) and replaces the bundled file only when the candidate's PSNR is higher at
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..checkpoints.builder import load_model, save_model
 from ..evaluation.quality import HAZY_DENSITIES, QualityReport, run_quality
 from ..inference.engine import Dehazer
-from ..models.dcmpnet import DCMPNet
 
 
 @dataclass
@@ -108,9 +108,10 @@ def promote(candidate: str | os.PathLike, target: str | os.PathLike, photos=None
     the campaign keeps its post-processing unless a candidate says otherwise.  Returns the verdict
     and both reports.
     """
-    model = DCMPNet.from_checkpoint(candidate)
-    old_meta = dict(DCMPNet.from_checkpoint(target).checkpoint_meta)
-    meta = dict(model.checkpoint_meta)
+    loaded = load_model(candidate)
+    model = loaded.model
+    old_meta = dict(load_model(target).meta)
+    meta = dict(loaded.meta)
     if "refine" not in meta and "refine" in old_meta:
         meta["refine"] = old_meta["refine"]
     cand_report = score(candidate, photos, progress, pairs, refine=meta.get("refine", "none"))
@@ -121,5 +122,5 @@ def promote(candidate: str | os.PathLike, target: str | os.PathLike, photos=None
         if not rounds:                       # the first bundled weights, recorded as round 1
             rounds.append({"step": old_meta.get("step"), "note": "trained from scratch (README: round 1)"})
         meta["rounds"] = json.dumps(rounds + [round_record(cand_report, meta)])
-        model.save_checkpoint(Path(target), meta=meta)
+        save_model(model, Path(target), meta=meta)
     return verdict, cand_report, cur_report

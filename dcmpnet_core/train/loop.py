@@ -4,8 +4,9 @@ Run directory (``out``), written by rank 0 only and always atomically (temporary
 so an interrupted run keeps its last good files):
 
 * ``config.yaml``: the fully resolved :class:`~dcmpnet_core.train.config.TrainConfig`;
-* ``best.pt`` / ``last.pt``: project checkpoints (``DCMPNet.from_checkpoint``); EMA weights when
-  EMA is on; ``meta`` holds step, epoch, PSNR/SSIM and the depth convention;
+* ``best.pt`` / ``last.pt``: project checkpoints (read with
+  :func:`~dcmpnet_core.checkpoints.builder.load_model`); EMA weights when EMA is on; ``meta`` holds
+  step, epoch, PSNR/SSIM and the depth convention;
 * ``train_state.pt``: everything ``--resume`` needs (weights, both optimizers, the gradient scaler,
   EMA, step, epoch, validation history, RNG states), tensors and plain containers only, read
   with ``torch.load(weights_only=True)``;
@@ -18,7 +19,6 @@ part of each global batch, and validation is split over processes.  Gloo is used
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -36,14 +36,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..checkpoints.builder import load_networks, save_model
 from ..checkpoints.bundled import default_weights_path, missing_weights_message
-from ..checkpoints.format import load_state_strict, read_checkpoint, safe_torch_load
-from ..evaluation.metrics import evaluate_dataset, to_unit
+from ..checkpoints.format import read_checkpoint, safe_torch_load
+from ..evaluation.metrics import evaluate_dataset
 from ..inference.device import resolve_device
 from ..models.dcmpnet import DCMPNet
-from ..utils.depth_convention import CONVENTION
+from ..utils.depth_convention import CONVENTION, RELATIVE_DEPTH
 from ..utils.fileio import atomic_torch_save, atomic_write_png, atomic_write_text
-from ..utils.visualize import depth_to_color
+from ..utils.visualize import depth_to_color, to_uint8_rgb
 from .config import TrainConfig, dump_train_config
 from .task import TrainingTask
 
@@ -110,35 +111,6 @@ class EpochSampler(Sampler[int]):
         return (self.steps_per_epoch - self.start_step) * self.batch
 
 
-class ModelEma:
-    """timm's ``ModelEmaV3`` (EMA of weights and buffers, decay warm-up), with a resumable state dict."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        from timm.utils import ModelEmaV3
-
-        self.decay = decay
-        self.updates = 0
-        self._ema = ModelEmaV3(model, decay=decay, use_warmup=True)
-        self._ema.module.eval().requires_grad_(False)
-
-    @property
-    def module(self) -> nn.Module:
-        return self._ema.module
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        self._ema.update(model, step=self.updates)
-
-    def state_dict(self) -> dict:
-        return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
-                "updates": self.updates, "decay": self.decay}
-
-    def load_state_dict(self, sd: Mapping[str, Any]) -> None:
-        load_state_strict(self.module, sd["module"], "EMA")
-        self.updates = int(sd["updates"])
-
-
 def _rng_state() -> dict:
     np_state = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -163,18 +135,6 @@ def _seed_worker(_: int) -> None:
     seed = torch.initial_seed() % 2 ** 32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def make_grad_scaler(enabled: bool) -> Any:
-    try:
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    except (AttributeError, TypeError):            # torch < 2.3
-        return torch.cuda.amp.GradScaler(enabled=enabled)
-
-
-def to_uint8_rgb(img: torch.Tensor) -> np.ndarray:
-    """(3,H,W) in [-1, 1] -> (H,W,3) uint8 RGB."""
-    return (to_unit(img.float()).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------- trainer
@@ -219,7 +179,7 @@ class Trainer:
                                  worker_init_fn=_seed_worker, drop_last=False,
                                  persistent_workers=cfg.data.workers > 0)
 
-        self.model = DCMPNet(cfg.model, depth_kind="relative_depth").to(self.device)
+        self.model = DCMPNet(cfg.model, depth_kind=RELATIVE_DEPTH).to(self.device)
         if cfg.init_from:
             self._init_weights(cfg.init_from)
         if tc.channels_last:
@@ -228,7 +188,6 @@ class Trainer:
         if self.bn_mode == "sync":
             self.model.dehaze_net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model.dehaze_net)
         self.amp_dtype = self._resolve_amp()
-        self.scaler = make_grad_scaler(self.amp_dtype == torch.float16)
 
         dehaze_module, depth_module = self.model.dehaze_net, self.model.depth_net
         if self.world > 1:
@@ -237,18 +196,11 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             dehaze_module = DDP(self.model.dehaze_net, device_ids=ids)
             depth_module = DDP(self.model.depth_net, device_ids=ids)
-        self.task = TrainingTask(self.model, cfg.loss, dehaze_module, depth_module).to(self.device)
-
-        oc = cfg.optim
-        from timm.optim import create_optimizer_v2
-
-        # timm's factory: no weight decay on biases and norm gains (when weight_decay > 0).
-        kw = dict(opt=oc.name, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
-        self.opt_dehaze = create_optimizer_v2(self.model.dehaze_net, lr=oc.lr_dehaze, **kw)
-        self.opt_depth = create_optimizer_v2(self.model.depth_net, lr=oc.lr_depth, **kw)
-        self.schedulers = [make_scheduler(opt, self.total_steps, oc.lr_min, oc.warmup_steps)
-                           for opt in (self.opt_dehaze, self.opt_depth)]
-        self.ema = ModelEma(self.model, tc.ema_decay) if tc.ema_decay > 0 else None
+        self.task = TrainingTask(self.model, cfg.loss, cfg.optim, dehaze_module=dehaze_module,
+                                 depth_module=depth_module, amp_dtype=self.amp_dtype, ema_decay=tc.ema_decay,
+                                 distributed=self.world > 1).to(self.device)
+        self.schedulers = [make_scheduler(opt, self.total_steps, cfg.optim.lr_min, cfg.optim.warmup_steps)
+                           for opt in (self.task.opt_dehaze, self.task.opt_depth)]
 
         self.step = 0
         self.best_psnr = -math.inf
@@ -317,9 +269,8 @@ class Trainer:
                 raise TrainError(f"init_from: default: {missing_weights_message(dcp_hint=False)}")
             path = str(found)
         ckpt = read_checkpoint(path)
-        load_state_strict(self.model.dehaze_net, ckpt["dehaze_net"], f"init_from {path!r}: dehazing-network")
-        load_state_strict(self.model.depth_net, ckpt["depth_net"], f"init_from {path!r}: DE-network")
-        if ckpt.get("depth_kind") != "relative_depth":
+        load_networks(self.model, ckpt["dehaze_net"], ckpt["depth_net"], f"init_from {path!r}")
+        if ckpt["depth_kind"] != RELATIVE_DEPTH:
             self._say(f"note: {path} has a DE network trained for {ckpt.get('depth_kind')}; training targets "
                       "are relative depth, so its output convention will be re-learned")
 
@@ -359,14 +310,8 @@ class Trainer:
                     m.eval()
 
     # --------------------------------------------------------------------------------- training
-    def _autocast(self) -> Any:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        """One optimisation step of both networks on one (per-process) batch; returns the terms as floats."""
-        oc = self.cfg.optim
+        """Schedule, move one (per-process) batch to the device, let the task take one step; returns the terms."""
         for sched in self.schedulers:
             sched.step_update(self.step)
         batch = {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
@@ -374,43 +319,17 @@ class Trainer:
         if self.cfg.train.channels_last:
             batch = {k: (v.contiguous(memory_format=torch.channels_last)
                          if isinstance(v, torch.Tensor) and v.dim() == 4 else v) for k, v in batch.items()}
-        self.opt_dehaze.zero_grad(set_to_none=True)
-        self.opt_depth.zero_grad(set_to_none=True)
-        with self._autocast():
-            terms = self.task.step(batch)
-        self.task.backward(terms, self.scaler)
-
-        # One all-reduce decides for every process: any valid depth? any non-finite loss?
-        flags = torch.stack([(terms["depth_valid_fraction"] > 0).float(),
-                             (~torch.isfinite(terms["loss_dehaze"] + terms["loss_depth"])).float()]).detach()
-        if self.world > 1:
-            dist.all_reduce(flags)
-        update_depth, nonfinite = bool(flags[0] > 0), bool(flags[1] > 0)
-        if nonfinite:
+        result = self.task.optimize(batch)
+        if result.skipped:
             self.skipped_nonfinite += 1
             self._say(f"warning: non-finite loss at step {self.step}; batch skipped "
                       f"({self.skipped_nonfinite} so far)")
             if self.skipped_nonfinite > 50:
                 raise TrainError("more than 50 batches had non-finite losses; lower optim.lr_* or set train.amp=off")
-        else:
-            self.scaler.unscale_(self.opt_dehaze)
-            if update_depth:
-                self.scaler.unscale_(self.opt_depth)
-            if oc.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(self.model.dehaze_net.parameters(), oc.clip_grad_norm)
-                if update_depth:
-                    nn.utils.clip_grad_norm_(self.model.depth_net.parameters(), oc.clip_grad_norm)
-            self.scaler.step(self.opt_dehaze)
-            if update_depth:
-                self.scaler.step(self.opt_depth)
-            self.scaler.update()
-            if self.ema is not None:
-                self.ema.update(self.model)
         self.step += 1
-        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()     # one device sync
-        out = dict(zip(terms, values))
-        out["lr_dehaze"] = self.opt_dehaze.param_groups[0]["lr"]
-        out["lr_depth"] = self.opt_depth.param_groups[0]["lr"]
+        out = dict(result.terms)
+        out["lr_dehaze"] = self.task.opt_dehaze.param_groups[0]["lr"]
+        out["lr_depth"] = self.task.opt_depth.param_groups[0]["lr"]
         return out
 
     def _val_due(self) -> bool:
@@ -497,7 +416,7 @@ class Trainer:
     @property
     def eval_model(self) -> DCMPNet:
         """The weights used for validation and checkpoints: the EMA when enabled."""
-        return self.ema.module if self.ema is not None else self.model
+        return self.task.eval_model
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -550,7 +469,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ checkpoints
     def _meta(self, metrics: Mapping[str, float] | None) -> dict:
         meta = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                "depth_convention": CONVENTION, "weights": "ema" if self.ema is not None else "raw",
+                "depth_convention": CONVENTION, "weights": "ema" if self.task.ema is not None else "raw",
                 "source": "dcmpnet train"}
         if metrics:
             meta.update(psnr=float(metrics["psnr"]), ssim=float(metrics["ssim"]))
@@ -566,8 +485,7 @@ class Trainer:
             "skipped_nonfinite": self.skipped_nonfinite, "train_seconds": self.train_seconds,
             "config": self.cfg.to_dict(),
             "dehaze_net": self.model.dehaze_net.state_dict(), "depth_net": self.model.depth_net.state_dict(),
-            "opt_dehaze": self.opt_dehaze.state_dict(), "opt_depth": self.opt_depth.state_dict(),
-            "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
+            **self.task.state_dict(),           # opt_dehaze, opt_depth, scaler, ema
             "rng": _rng_state(),
         }
 
@@ -577,9 +495,9 @@ class Trainer:
             return
         meta = self._meta(metrics)
         model = self.eval_model
-        model.save_checkpoint(self.out / "last.pt", meta)
+        save_model(model, self.out / "last.pt", meta)
         if improved:
-            model.save_checkpoint(self.out / "best.pt", meta)
+            save_model(model, self.out / "best.pt", meta)
         atomic_torch_save(self.state_dict(), self.out / STATE_FILE)
         if self.history:
             buf = io.StringIO()
@@ -601,17 +519,10 @@ class Trainer:
         if state["batch_size"] != self.cfg.train.batch_size:
             raise TrainError(f"{path} was trained with train.batch_size={state['batch_size']}, the config says "
                              f"{self.cfg.train.batch_size}: the data order and schedule would not continue")
-        load_state_strict(self.model.dehaze_net, state["dehaze_net"], f"{path}: dehazing-network")
-        load_state_strict(self.model.depth_net, state["depth_net"], f"{path}: DE-network")
-        self.opt_dehaze.load_state_dict(state["opt_dehaze"])
-        self.opt_depth.load_state_dict(state["opt_depth"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None:
-            if state.get("ema") is None:
-                self._say("note: the resumed state has no EMA; starting the EMA from the current weights")
-                self.ema = ModelEma(self.model, self.cfg.train.ema_decay)
-            else:
-                self.ema.load_state_dict(state["ema"])
+        load_networks(self.model, state["dehaze_net"], state["depth_net"], str(path))
+        if self.task.ema is not None and state.get("ema") is None:
+            self._say("note: the resumed state has no EMA; starting the EMA from the current weights")
+        self.task.load_state_dict(state)
         self.step = int(state["step"])
         self.best_psnr = float(state["best_psnr"])
         self.best_step = int(state["best_step"])
@@ -655,4 +566,4 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: str | os.PathLik
         trainer.close()
 
 
-__all__: Sequence[str] = ("Trainer", "TrainError", "train", "lr_at", "make_scheduler", "EpochSampler", "ModelEma")
+__all__: Sequence[str] = ("Trainer", "TrainError", "train", "lr_at", "make_scheduler", "EpochSampler")

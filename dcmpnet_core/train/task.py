@@ -1,6 +1,10 @@
-"""DCMPNet's joint training objective, separate from the networks and from the training loop.
+"""DCMPNet's joint training objective and its optimisation step, separate from the networks and the loop.
 
-One step on a batch of hazy images ``ũ`` (B,3,H,W), clear images ``u`` (B,3,H,W), both in
+The task owns everything that happens within one step: the losses, the routed backward pass,
+both optimizers, the gradient scaler, gradient clipping and the EMA of the weights.  The loop
+(:mod:`dcmpnet_core.train.loop`) owns the schedule, the data, validation, checkpoints, resume and logs.
+
+The losses on a batch of hazy images ``ũ`` (B,3,H,W), clear images ``u`` (B,3,H,W), both in
 [-1, 1], depth targets ``M(u)`` (B,1,H,W) (relative depth, see
 :mod:`dcmpnet_core.utils.depth_convention`) and a validity mask (B,1,H,W):
 
@@ -23,21 +27,66 @@ network is wrapped separately, since each pass fires only its own network's redu
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.format import load_state_strict
 from ..evaluation.metrics import ssim
 from ..models.dcmpnet import DCMPNet
-from ..models.layers import pad_to_multiple
-from .config import LossConfig
+from ..models.depth_net import predict_aligned
+from .config import LossConfig, OptimConfig
 from .losses import ContrastiveLoss, masked_l1, perceiver, resize_weights
 
-TERM_NAMES = ("loss_dehaze", "loss_depth", "l_dehaze", "l_dehaze_weighted", "l_depth_to_dehaze", "l_contrastive",
-              "l_guidance", "l_ssim", "l_depth", "l_depth_weighted", "l_depth_clear", "perceiver_mean_dehaze",
-              "perceiver_mean_depth", "perceiver_max_dehaze", "perceiver_max_depth", "depth_valid_fraction")
+
+class StepResult(NamedTuple):
+    """What one optimisation step returns.
+
+    ``terms``: every term of :meth:`TrainingTask.losses` as a float; ``skipped``: a loss was
+    non-finite on some process, so no weights changed.
+    """
+
+    terms: dict[str, float]
+    skipped: bool
+
+
+class ModelEma:
+    """timm's ``ModelEmaV3`` (EMA of weights and buffers, decay warm-up), with a resumable state dict."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        from timm.utils import ModelEmaV3
+
+        self.decay = decay
+        self.updates = 0
+        self._ema = ModelEmaV3(model, decay=decay, use_warmup=True)
+        self._ema.module.eval().requires_grad_(False)
+
+    @property
+    def module(self) -> nn.Module:
+        return self._ema.module
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        self._ema.update(model, step=self.updates)
+
+    def state_dict(self) -> dict:
+        return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+                "updates": self.updates, "decay": self.decay}
+
+    def load_state_dict(self, sd: Mapping[str, Any]) -> None:
+        load_state_strict(self.module, sd["module"], "EMA")
+        self.updates = int(sd["updates"])
+
+
+def make_grad_scaler(enabled: bool) -> Any:
+    try:
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    except (AttributeError, TypeError):            # torch < 2.3
+        return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 @contextlib.contextmanager
@@ -56,23 +105,39 @@ def _frozen_bn_stats(module: nn.Module) -> Iterator[None]:
 
 
 class TrainingTask:
-    """The two losses of DCMPNet for one batch, and their routed backward pass.
+    """The two losses of DCMPNet, their routed backward pass and the optimisation step of both networks.
 
-    ``model`` owns the parameters.  ``dehaze_module`` / ``depth_module`` are what the forward
-    pass calls (default: ``model.dehaze_net`` / ``model.depth_net``); the trainer passes their
-    DistributedDataParallel wrappers.
+    ``model`` owns the parameters (on its device already).  ``dehaze_module`` / ``depth_module`` are
+    what the forward pass calls (default: ``model.dehaze_net`` / ``model.depth_net``); the trainer
+    passes their DistributedDataParallel wrappers and ``distributed=True``, so that every process
+    makes the same skip / update decisions.  ``optim``: the two optimizers (timm's factory; the
+    learning rates are then set by the loop's schedule).  ``amp_dtype``: autocast dtype (None: off);
+    float16 also enables the gradient scaler.  ``ema_decay`` > 0 keeps an EMA of the weights.
     """
 
-    def __init__(self, model: DCMPNet, cfg: LossConfig | None = None, dehaze_module: nn.Module | None = None,
-                 depth_module: nn.Module | None = None) -> None:
+    def __init__(self, model: DCMPNet, cfg: LossConfig | None = None, optim: OptimConfig | None = None, *,
+                 dehaze_module: nn.Module | None = None, depth_module: nn.Module | None = None,
+                 amp_dtype: torch.dtype | None = None, ema_decay: float = 0.0, distributed: bool = False) -> None:
+        from timm.optim import create_optimizer_v2
+
         self.model = model
         self.cfg = cfg or LossConfig()
+        self.optim = optim or OptimConfig()
         self.dehaze_module = dehaze_module if dehaze_module is not None else model.dehaze_net
         self.depth_module = depth_module if depth_module is not None else model.depth_net
+        self.amp_dtype = amp_dtype
+        self.distributed = distributed
+        self.scaler = make_grad_scaler(amp_dtype == torch.float16)
         self.contrastive: ContrastiveLoss | None = None
         if self.cfg.contrastive_enabled:
             self.contrastive = ContrastiveLoss(self.cfg.vgg19_weights)
             self.contrastive.to(next(model.parameters()).device)
+        oc = self.optim
+        # timm's factory: no weight decay on biases and norm gains (when weight_decay > 0).
+        kw = dict(opt=oc.name, betas=tuple(oc.betas), eps=oc.eps, weight_decay=oc.weight_decay)
+        self.opt_dehaze = create_optimizer_v2(model.dehaze_net, lr=oc.lr_dehaze, **kw)
+        self.opt_depth = create_optimizer_v2(model.depth_net, lr=oc.lr_depth, **kw)
+        self.ema = ModelEma(model, ema_decay) if ema_decay > 0 else None
 
     def to(self, device: torch.device | str) -> "TrainingTask":
         if self.contrastive is not None:
@@ -113,12 +178,7 @@ class TrainingTask:
         depth = torch.where(valid, depth, torch.zeros_like(depth))
         return hazy, clear, depth, valid
 
-    def _guidance(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        net = self.model.dehaze_net
-        coarse, mid, fine = net.guide(pad_to_multiple(x, 4))
-        return net.guide_proj_coarse(coarse), net.guide_proj_mid(mid), net.guide_proj_fine(fine)
-
-    def step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Forward both networks and compute every term; see the module docstring.
 
         Returns 0-d tensors: ``loss_dehaze`` and ``loss_depth`` (attached to the graph), the
@@ -132,12 +192,11 @@ class TrainingTask:
         if cfg.guidance > 0:
             # Before the main forward: restoring the BN statistics afterwards would modify tensors
             # that the main forward saved for its backward pass.
-            with torch.no_grad(), _frozen_bn_stats(self.model.dehaze_net.guide):
-                guide_target = self._guidance(clear)
+            with torch.no_grad(), _frozen_bn_stats(self.model.dehaze_net):
+                guide_target = self.model.dehaze_net.guidance(clear)
         out = self.dehaze_module(hazy)
         u_star = out.dehazed
-        h, w = u_star.shape[-2:]
-        depth_p = self.depth_module(pad_to_multiple(u_star, 16))[..., :h, :w]
+        depth_p = predict_aligned(self.depth_module, u_star)
 
         u_star32, clear32 = u_star.float(), clear.float()
         depth_p32, depth_t32 = depth_p.float(), depth_t.float()
@@ -161,7 +220,7 @@ class TrainingTask:
         loss_depth = cfg.depth_l1 * l_depth + cfg.depth_weighted * l_depth_weighted
         l_depth_clear = u_star32.new_zeros(())
         if cfg.depth_clear > 0:
-            depth_c = self.depth_module(pad_to_multiple(clear, 16))[..., :h, :w]
+            depth_c = predict_aligned(self.depth_module, clear)
             l_depth_clear = masked_l1(depth_c.float(), depth_t32, valid)
             loss_depth = loss_depth + cfg.depth_clear * l_depth_clear
 
@@ -205,3 +264,67 @@ class TrainingTask:
         depth_params, dehaze_params = self.depth_params, self.dehaze_params
         scaled(terms["loss_depth"]).backward(inputs=depth_params, retain_graph=True)
         scaled(terms["loss_dehaze"]).backward(inputs=dehaze_params)
+
+    # ------------------------------------------------------------------------------ optimisation
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=next(self.model.parameters()).device.type, dtype=self.amp_dtype)
+
+    def optimize(self, batch: Mapping[str, Any]) -> StepResult:
+        """One optimisation step of both networks on one (per-process) batch, already on the model's device.
+
+        Losses under autocast, the routed backward pass, then (unless a loss is non-finite on any
+        process: the batch is skipped) unscaling, gradient clipping, both optimizer steps (the DE
+        network's only when some process had valid depth) and the EMA update.
+        """
+        clip = self.optim.clip_grad_norm
+        self.opt_dehaze.zero_grad(set_to_none=True)
+        self.opt_depth.zero_grad(set_to_none=True)
+        with self._autocast():
+            terms = self.losses(batch)
+        self.backward(terms, self.scaler)
+
+        # One all-reduce decides for every process: any valid depth? any non-finite loss?
+        flags = torch.stack([(terms["depth_valid_fraction"] > 0).float(),
+                             (~torch.isfinite(terms["loss_dehaze"] + terms["loss_depth"])).float()]).detach()
+        if self.distributed:
+            dist.all_reduce(flags)
+        update_depth, nonfinite = bool(flags[0] > 0), bool(flags[1] > 0)
+        if not nonfinite:
+            self.scaler.unscale_(self.opt_dehaze)
+            if update_depth:
+                self.scaler.unscale_(self.opt_depth)
+            if clip > 0:
+                nn.utils.clip_grad_norm_(self.model.dehaze_net.parameters(), clip)
+                if update_depth:
+                    nn.utils.clip_grad_norm_(self.model.depth_net.parameters(), clip)
+            self.scaler.step(self.opt_dehaze)
+            if update_depth:
+                self.scaler.step(self.opt_depth)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model)
+        values = torch.stack([v.detach().float() for v in terms.values()]).tolist()     # one device sync
+        return StepResult(dict(zip(terms, values)), nonfinite)
+
+    @property
+    def eval_model(self) -> DCMPNet:
+        """The weights used for validation and checkpoints: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict:
+        """The optimisation state (both optimizers, the gradient scaler, the EMA or None)."""
+        return {"opt_dehaze": self.opt_dehaze.state_dict(), "opt_depth": self.opt_depth.state_dict(),
+                "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; without a saved EMA, an enabled EMA restarts from the current weights."""
+        self.opt_dehaze.load_state_dict(state["opt_dehaze"])
+        self.opt_depth.load_state_dict(state["opt_depth"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if state.get("ema") is None:
+                self.ema = ModelEma(self.model, self.ema.decay)
+            else:
+                self.ema.load_state_dict(state["ema"])

@@ -11,6 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 CONVENTION = "relative_depth: larger = farther, depth / max(depth) per image, in (0, 1]"
+# What a DE network's raw output means (stored as ``depth_kind`` in every checkpoint and ONNX file):
+# relative_depth (larger = farther, this project's training target) or relative_disparity (larger =
+# nearer: networks of the original release, trained against a disparity-predicting teacher).
+RELATIVE_DEPTH = "relative_depth"
+RELATIVE_DISPARITY = "relative_disparity"
+DEPTH_KINDS = (RELATIVE_DEPTH, RELATIVE_DISPARITY)
 # Network output -> convention (dcmpnet_core.inference.engine.raw_to_relative_depth, and its device twin in
 # dcmpnet_core.inference.gpu_io): relative_disparity: min-max normalised disparity is floored here before
 # inverting, so the farthest pixel is at most 1 / DISPARITY_FLOOR times as far as the nearest.
@@ -18,6 +24,13 @@ DISPARITY_FLOOR = 0.01
 # relative_depth: raw values are floored at this fraction of the maximum (the DE network is not
 # constrained to positive output, and depth 0 has no meaning in the convention).
 DEPTH_FLOOR = 1e-3
+
+
+def check_depth_kind(depth_kind: object) -> str:
+    """``depth_kind`` itself when it is one of :data:`DEPTH_KINDS`, else ValueError naming both."""
+    if depth_kind not in DEPTH_KINDS:
+        raise ValueError(f"depth_kind must be 'relative_depth' or 'relative_disparity', got {depth_kind!r}")
+    return depth_kind
 
 
 def normalize_depth(depth: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

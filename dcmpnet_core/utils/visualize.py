@@ -8,8 +8,19 @@ range (the synthetic generator's previews) is stretched in log depth instead (``
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:  # torch is not imported here: the CLI and the ROS side use this module without it
+    import torch
+
+
+def to_uint8_rgb(img: torch.Tensor) -> np.ndarray:
+    """A network image (3,H,W) in [-1, 1] (any values: clamped) -> (H,W,3) uint8 RGB."""
+    unit = (img.float().clamp(-1.0, 1.0) + 1.0) * 0.5
+    return (unit.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def _as_uint8_rgb(image: np.ndarray, name: str) -> np.ndarray:

@@ -316,9 +316,10 @@ def test_camera_info_that_cannot_be_read_is_counted_and_the_next_one_used(tmp_pa
 
 
 def test_tiny_checkpoint_output_equals_direct_inference(tmp_path, pics):
+    from dcmpnet_core.checkpoints.builder import save_model
     from dcmpnet_core.models.dcmpnet import DCMPNet
 
-    DCMPNet("tiny").save_checkpoint(tmp_path / "tiny.pt")
+    save_model(DCMPNet("tiny"), tmp_path / "tiny.pt")
     dehazer = Dehazer.from_checkpoint(tmp_path / "tiny.pt", device="cpu")
     small = [cv2.resize(p, (48, 32), interpolation=cv2.INTER_AREA) for p in pics[:2]]
     entries = [Entry("/cam/image_raw", IMAGE, T0 + i * STEP, image(TS2, header(TS2, i), small[i], "rgb8"))

@@ -44,10 +44,11 @@ def bag(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory) -> Path:
+    from dcmpnet_core.checkpoints.builder import save_model
     from dcmpnet_core.models.dcmpnet import DCMPNet
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    DCMPNet("tiny").save_checkpoint(path)
+    save_model(DCMPNet("tiny"), path)
     return path
 
 

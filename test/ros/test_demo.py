@@ -113,9 +113,10 @@ def test_demo_never_touches_a_directory_it_did_not_make(tmp_path):
 
 
 def test_demo_with_a_checkpoint_uses_dcmpnet(tmp_path):
+    from dcmpnet_core.checkpoints.builder import save_model
     from dcmpnet_core.models.dcmpnet import DCMPNet
 
-    DCMPNet("tiny").save_checkpoint(tmp_path / "tiny.pt")
+    save_model(DCMPNet("tiny"), tmp_path / "tiny.pt")
     res = dcmpnet("demo", "--out", str(tmp_path / "d"), "--frames", "1", "--size", "48x64", "--device", "cpu",
                   "--weights", str(tmp_path / "tiny.pt"), "--no-progress")
     assert res.returncode == 0, res.stderr

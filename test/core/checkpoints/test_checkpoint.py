@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dcmpnet_core import CheckpointError, DCMPNet
+from dcmpnet_core.checkpoints.builder import checkpoint_of, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +26,17 @@ def model():
 @pytest.fixture()
 def saved(model, tmp_path):
     path = tmp_path / "model.pt"
-    model.save_checkpoint(path, meta={"step": 7, "note": "unit test"})
+    save_model(model, path, meta={"step": 7, "note": "unit test"})
     return path
 
 
 def test_round_trip_is_bit_exact(model, saved):
-    loaded = DCMPNet.from_checkpoint(saved)
+    result = load_model(saved)
+    loaded = result.model
     assert not loaded.training
     assert loaded.config == model.config
     assert loaded.depth_kind == model.depth_kind
-    assert loaded.checkpoint_meta == {"step": 7, "note": "unit test"}
+    assert result.meta == {"step": 7, "note": "unit test"} and result.path == saved
     a, b = model.state_dict(), loaded.state_dict()
     assert list(a) == list(b)
     for k in a:
@@ -51,9 +53,9 @@ def test_checkpoint_loads_with_weights_only(saved):
 
 def test_half_storage_round_trips_within_fp16(model, tmp_path):
     path = tmp_path / "half.pt"
-    model.save_checkpoint(path, half=True)
+    save_model(model, path, half=True)
     assert path.stat().st_size < 0.6 * os.path.getsize(_save_full(model, tmp_path))
-    loaded = DCMPNet.from_checkpoint(path)
+    loaded = load_model(path).model
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         if a.is_floating_point():
             assert b.dtype == torch.float32
@@ -62,14 +64,14 @@ def test_half_storage_round_trips_within_fp16(model, tmp_path):
 
 def _save_full(model, tmp_path):
     p = tmp_path / "full.pt"
-    model.save_checkpoint(p)
+    save_model(model, p)
     return p
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(model, tmp_path):
     path = tmp_path / "sub" / "m.pt"
-    model.save_checkpoint(path)
-    model.save_checkpoint(path)                     # overwrite in place
+    save_model(model, path)
+    save_model(model, path)                     # overwrite in place
     assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]
     # readable like any file the user writes (a temporary file is owner-only until it is renamed)
     plain = tmp_path / "plain"
@@ -78,55 +80,55 @@ def test_save_is_atomic_and_leaves_no_temporary_files(model, tmp_path):
 
 
 def test_wrong_keys_are_listed(model, tmp_path):
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     ckpt["dehaze_net"]["surprise.weight"] = torch.zeros(1)
     del ckpt["depth_net"]["head.bias"]
     path = tmp_path / "bad.pt"
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError) as err:
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
     assert "surprise.weight" in str(err.value)
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     del ckpt["depth_net"]["head.bias"]
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"DE-network weights do not fit.*missing: head\.bias"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_wrong_shapes_are_listed(model, tmp_path):
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     ckpt["dehaze_net"]["embed.weight"] = torch.zeros(3, 3, 3, 3)
     path = tmp_path / "bad.pt"
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"embed\.weight: \(3, 3, 3, 3\) \(expected \(8, 3, 3, 3\)\)"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_config_that_does_not_match_the_weights(model, tmp_path):
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     ckpt["config"]["dehaze"]["depths"] = [2, 1, 2, 1, 1]
     path = tmp_path / "bad.pt"
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="missing"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_unknown_config_key_is_named(model, tmp_path):
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     ckpt["config"]["dehaze"]["wings"] = 2
     path = tmp_path / "bad.pt"
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match=r"model\.dehaze\.wings: unknown key; known: embed_dims"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_nan_weights_are_refused(model, tmp_path):
-    ckpt = model.checkpoint_dict()
+    ckpt = checkpoint_of(model)
     ckpt["dehaze_net"]["embed.weight"][0, 0, 0, 0] = float("nan")
     path = tmp_path / "nan.pt"
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="NaN or Inf.*embed.weight"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_truncated_file(saved, tmp_path):
@@ -134,7 +136,7 @@ def test_truncated_file(saved, tmp_path):
     path = tmp_path / "truncated.pt"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 class _RunsCode:
@@ -146,11 +148,11 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "dcmpnet_ros.checkpoint", "payload": _RunsCode()}, path)
     with pytest.raises(CheckpointError, match="could run code"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
     raw = tmp_path / "evil.pkl"                    # a legacy (non-zip) pickle too
     raw.write_bytes(pickle.dumps(_RunsCode()))
     with pytest.raises(CheckpointError, match="could run code|not a PyTorch checkpoint"):
-        DCMPNet.from_checkpoint(raw)
+        load_model(raw)
 
 
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + b"\0" * 64, b"hello, I am text\n", b""])
@@ -158,26 +160,26 @@ def test_file_that_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "not_a_checkpoint.pt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint|is empty"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_torch_file_of_another_kind(tmp_path):
     path = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), path)
     with pytest.raises(CheckpointError, match="not a DCMPNet checkpoint"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match=r"not a DCMPNet checkpoint \(top-level keys: \['state_dict'\]\)"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_upstream_checkpoint_gets_a_conversion_hint(tmp_path):
     path = tmp_path / "DIACMPN-dehaze-Indoor.pth"
     torch.save({"dehaze_net": {}, "epoch_dehaze": 1}, path)
     with pytest.raises(CheckpointError, match="dcmpnet convert"):
-        DCMPNet.from_checkpoint(path)
+        load_model(path)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        DCMPNet.from_checkpoint(tmp_path / "nope.pt")
+        load_model(tmp_path / "nope.pt")

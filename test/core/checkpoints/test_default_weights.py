@@ -7,19 +7,16 @@ targets are `dcmpnet quality` (README, "Default weights").
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from hazy_photos import quarter_motorcycle_pairs
 
-from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import load_model
 from dcmpnet_core.checkpoints.bundled import DEFAULT_WEIGHTS, ENV_VAR, default_weights_path
 from dcmpnet_core.evaluation.quality import run_quality
 from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.models.config import model_config_from
-
-ROOT = Path(__file__).resolve().parents[3]
+from dcmpnet_core.train.recipes import RECIPES_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +27,8 @@ def bundled(monkeypatch):
 def test_bundled_checkpoint_is_installed_small_and_is_the_recipes_variant():
     assert default_weights_path() == DEFAULT_WEIGHTS
     assert DEFAULT_WEIGHTS.stat().st_size <= 25 * 2**20
-    model = DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
-    recipe = yaml.safe_load((ROOT / "config" / "train_default.yaml").read_text())
+    model = load_model(DEFAULT_WEIGHTS).model
+    recipe = yaml.safe_load((RECIPES_DIR / "default.yaml").read_text())
     assert model.config == model_config_from(recipe["model"])
     assert all(bool(p.isfinite().all()) for p in model.parameters())
     engine = Dehazer.from_checkpoint(None, device="cpu", bypass_below=0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from upstream_rule import upstream_state_dict
 
-from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import load_model
 
 
 def _dcmpnet(*args, cwd=None):
@@ -30,7 +30,7 @@ def test_convert_end_to_end(tmp_path, data_dir):
     assert res.returncode == 0, res.stderr
     assert "wrote" in res.stdout and out.exists()
 
-    model = DCMPNet.from_checkpoint(out)
+    model = load_model(out).model
     assert model.depth_kind == "relative_disparity"
     ref = np.load(data_dir / "reference_seed2.npz")
     with torch.inference_mode():

@@ -12,6 +12,7 @@ import pytest
 import skimage.data
 import torch
 
+from dcmpnet_core.checkpoints.builder import save_model
 from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.models.dcmpnet import DCMPNet
 from dcmpnet_core.utils import fileio
@@ -42,7 +43,7 @@ def weights(tmp_path_factory) -> Path:
     with torch.no_grad():
         model.depth_net.head.bias += 1.0          # random weights, but a positive, varying depth map
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    model.save_checkpoint(path)
+    save_model(model, path)
     return path
 
 

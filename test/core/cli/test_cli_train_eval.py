@@ -42,7 +42,7 @@ def test_train_then_eval(dataset, tmp_path):
     run = tmp_path / "run"
     # timm's / BasicSR's spelling: --config FILE --max-steps N (the positional form is tested below)
     fast = [f for f in FAST if not f.startswith("train.max_steps=")]
-    res = _dcmpnet("train", "--config", "config/train_synthetic.yaml", "--max-steps", 3, "--data", dataset,
+    res = _dcmpnet("train", "--config", "synthetic", "--max-steps", 3, "--data", dataset,
                    "--out", run, "--no-progress", *fast)
     assert res.returncode == 0, res.stderr
     assert "trained 3 steps" in res.stdout and "val PSNR" in res.stderr
@@ -75,11 +75,12 @@ def test_train_then_eval(dataset, tmp_path):
         clear = cv2.imread(str(dataset / "test" / "GT" / f"{r['name']}.png"))[..., ::-1] / 255.0
         assert float(r["hazy_psnr"]) == pytest.approx(peak_signal_noise_ratio(clear, hazy, data_range=1), abs=1e-3)
     # The dehazed score, recomputed from the checkpoint in this process.
-    from dcmpnet_core import DCMPNet
+    from dcmpnet_core.checkpoints.builder import load_model
     from dcmpnet_core.evaluation.metrics import psnr, to_unit
 
-    model = DCMPNet.from_checkpoint(run / "last.pt")
-    assert model.checkpoint_meta["step"] == 5
+    loaded = load_model(run / "last.pt")
+    model = loaded.model
+    assert loaded.meta["step"] == 5
     r = rows[0]
     hazy = cv2.imread(str(dataset / "test" / "hazy" / f"{r['name']}.png"))[..., ::-1].astype(np.float32) / 127.5 - 1
     clear = cv2.imread(str(dataset / "test" / "GT" / f"{r['name']}.png"))[..., ::-1].astype(np.float32) / 127.5 - 1
@@ -95,7 +96,7 @@ def test_train_then_eval(dataset, tmp_path):
 def test_torchrun_two_processes(dataset, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "dcmpnet_ros.cli", "train", "config/train_synthetic.yaml", "--data", str(dataset), "--out", str(run),
+           "-m", "dcmpnet_ros.cli", "train", "synthetic", "--data", str(dataset), "--out", str(run),
            "--no-progress", "train.bn=frozen", *FAST]
     env = _env()
     env["OMP_NUM_THREADS"] = "1"
@@ -107,17 +108,21 @@ def test_torchrun_two_processes(dataset, tmp_path):
 
 
 def test_cli_errors(tmp_path):
-    res = _dcmpnet("train", "config/train_synthetic.yaml", "--out", tmp_path / "r", "optim.lr=1")
+    res = _dcmpnet("train", "synthetic", "--out", tmp_path / "r", "optim.lr=1")
     assert res.returncode == 2 and "config.optim.lr: unknown key; known: name, lr_dehaze" in res.stderr
     res = _dcmpnet("train", "--out", tmp_path / "r")
     assert res.returncode == 2 and "give a training CONFIG" in res.stderr
-    res = _dcmpnet("train", "config/train_synthetic.yaml", "--out", tmp_path / "r")
+    recipe_file = ROOT / "dcmpnet_core" / "train" / "recipes" / "synthetic.yaml"     # a path works as well as a name
+    res = _dcmpnet("train", recipe_file, "--out", tmp_path / "r")
     assert res.returncode == 2 and "data.root" in res.stderr
+    res = _dcmpnet("train", "synthetc", "--out", tmp_path / "r")
+    assert res.returncode == 2 and ("training config 'synthetc' is neither a file nor a bundled recipe "
+                                    "(recipes: default, its, ots, synthetic)") in res.stderr
     res = _dcmpnet("train", "a.yaml", "b.yaml", "--out", tmp_path / "r")
     assert res.returncode == 2 and "at most one CONFIG" in res.stderr
     res = _dcmpnet("train", "a.yaml", "--config", "b.yaml", "--out", tmp_path / "r")
     assert res.returncode == 2 and "two training configs: a.yaml and --config b.yaml" in res.stderr
-    res = _dcmpnet("train", "--config", "config/train_synthetic.yaml", "--max-steps", 0, "--out", tmp_path / "r")
+    res = _dcmpnet("train", "--config", "synthetic", "--max-steps", 0, "--out", tmp_path / "r")
     assert res.returncode == 2 and "--max-steps: expected a positive integer, got 0" in res.stderr
     res = _dcmpnet("eval", "--weights", tmp_path / "missing.pt", "--data", tmp_path)
     assert res.returncode == 2 and "missing.pt does not exist" in res.stderr

@@ -12,6 +12,7 @@ import torch
 from hazy_photos import quarter_motorcycle_pairs
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import save_model
 from dcmpnet_core.data import synth, textures
 from dcmpnet_core.data.photos import find_opencv_sample
 from dcmpnet_core.evaluation.quality import (
@@ -121,7 +122,7 @@ def test_identity_meets_the_clear_frame_targets_only(small_pairs):
 def test_quality_command_end_to_end(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.pt"
-    DCMPNet("tiny").save_checkpoint(ckpt)
+    save_model(DCMPNet("tiny"), ckpt)
     out = tmp_path / "q"
     photos = "motorcycle,leuvenA" if OPENCV_SAMPLES else "motorcycle"
     cmd = [sys.executable, "-m", "dcmpnet_ros.cli", "quality", "--weights", str(ckpt), "--device", "cpu",

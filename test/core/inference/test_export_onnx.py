@@ -15,6 +15,7 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from dcmpnet_core.checkpoints.builder import save_model  # noqa: E402
 from dcmpnet_core.inference.engine import Dehazer, raw_to_relative_depth  # noqa: E402
 from dcmpnet_core.inference.export import DYNAMIC_MIN_SIDE, export_onnx, trtexec_fp16_command  # noqa: E402
 from dcmpnet_core.models.dcmpnet import DCMPNet  # noqa: E402
@@ -117,7 +118,7 @@ def _dcmpnet(*args, env=None):
 
 def test_cli_export_opset17_for_tensorrt8(tmp_path):
     weights = tmp_path / "tiny.pt"
-    tiny_model().save_checkpoint(weights)
+    save_model(tiny_model(), weights)
     out = tmp_path / "model.onnx"
     res = _dcmpnet("export", "--weights", weights, "--format", "onnx", "-o", out, "--size", "40x56", "--opset", "17")
     assert res.returncode == 0, res.stderr

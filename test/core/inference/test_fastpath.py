@@ -9,10 +9,12 @@ import torch
 from upstream_rule import upstream_state_dict
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import convert_upstream
 from dcmpnet_core.evaluation.bench import as_published, format_table, run_benchmark
 from dcmpnet_core.inference.fastpath import (
     FastPaths,
     InferenceRunner,
+    PreparedModel,
     fast_paths_for,
     fold_batchnorm,
     prepare_for_inference,
@@ -22,7 +24,7 @@ from dcmpnet_core.inference.fastpath import (
 @pytest.fixture(scope="module")
 def published():
     """The paper network with deterministic upstream-format weights (real BatchNorm statistics)."""
-    return DCMPNet.from_upstream(upstream_state_dict("dehaze", 1), upstream_state_dict("depth", 1))
+    return convert_upstream(upstream_state_dict("dehaze", 1), upstream_state_dict("depth", 1))
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,7 @@ def test_fast_paths_match_the_original_implementation(published, reference, mode
 def test_each_fast_path_alone_equals_eager(published, paths):
     x = torch.rand(1, 3, 44, 52, generator=torch.Generator().manual_seed(3)) * 2 - 1
     ref = InferenceRunner(prepare_for_inference(published, "cpu", "fp32", "eager"))(x)
-    model = prepare_for_inference(published, "cpu", "fp32", "eager")
-    model.fast_paths = paths
+    model = prepare_for_inference(published, "cpu", "fp32", "eager").model
     if paths.fold_bn:
         fold_batchnorm(model)
     if paths.sdpa:
@@ -51,13 +52,13 @@ def test_each_fast_path_alone_equals_eager(published, paths):
         set_attention_impl(model, True)
     if paths.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    got = InferenceRunner(model)(x)
+    got = InferenceRunner(PreparedModel(model, paths, "fp32"))(x)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
 def test_fold_batchnorm_removes_every_batchnorm_and_leaves_the_original(published):
-    prepared = prepare_for_inference(published, "cpu", "fp32", "fast")
+    prepared = prepare_for_inference(published, "cpu", "fp32", "fast").model
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in published.modules())
 

@@ -16,6 +16,7 @@ import torch
 from upstream_rule import upstream_state_dict
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import convert_upstream
 from dcmpnet_core.inference.device import is_out_of_memory
 from dcmpnet_core.inference.engine import Dehazer
 from dcmpnet_core.inference.fastpath import InferenceRunner, prepare_for_inference
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.cuda
 @pytest.fixture(scope="module")
 def published():
     """The paper network with deterministic upstream-format weights (real BatchNorm statistics)."""
-    return DCMPNet.from_upstream(upstream_state_dict("dehaze", 1), upstream_state_dict("depth", 1))
+    return convert_upstream(upstream_state_dict("dehaze", 1), upstream_state_dict("depth", 1))
 
 
 def rand(seed: int, h: int = 64, w: int = 96, batch: int = 1) -> torch.Tensor:

@@ -240,10 +240,11 @@ def test_fast_paths_per_device():
 
 def test_half_precision_keeps_norm_statistics_and_depth_head_in_fp32():
     prepared = prepare_for_inference(tiny(), "cpu", "bf16", "fast")
-    norms = [m for m in prepared.modules() if isinstance(m, RescaleNorm)]
+    assert prepared.precision == "bf16" and prepared.paths == fast_paths_for("fast", "cpu")
+    norms = [m for m in prepared.model.modules() if isinstance(m, RescaleNorm)]
     assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
-    assert prepared.depth_net.head.weight.dtype == torch.float32
-    assert prepared.dehaze_net.msaam.to_half.weight.dtype == torch.bfloat16
+    assert prepared.model.depth_net.head.weight.dtype == torch.float32
+    assert prepared.model.dehaze_net.msaam.to_half.weight.dtype == torch.bfloat16
     dehazed, depth = InferenceRunner(prepared)(torch.rand(1, 3, 16, 24) * 2 - 1)
     assert torch.isfinite(dehazed).all() and torch.isfinite(depth).all()
 

@@ -11,6 +11,7 @@ import pytest
 import skimage.data
 import torch
 
+from dcmpnet_core.checkpoints.builder import save_model
 from dcmpnet_core.checkpoints.bundled import WeightsNotFoundError, default_weights_path
 from dcmpnet_core.inference import engine as inference
 from dcmpnet_core.inference.device import resolve_device
@@ -263,7 +264,7 @@ def test_bad_arguments(kwargs, message):
 # ------------------------------------------------------------------------------ weights, devices
 def test_from_checkpoint(tmp_path, device):
     path = tmp_path / "tiny.pt"
-    make_model().save_checkpoint(path)
+    save_model(make_model(), path)
     engine = Dehazer.from_checkpoint(path, device=device)
     assert engine.depth_kind == "relative_depth" and engine.backend == "dcmpnet"
     img = photo()
@@ -275,7 +276,7 @@ def test_from_checkpoint(tmp_path, device):
 
 def test_default_weights_are_used_when_installed(tmp_path, monkeypatch):
     path = tmp_path / "default.pt"
-    make_model().save_checkpoint(path)
+    save_model(make_model(), path)
     monkeypatch.setenv("DCMPNET_DEFAULT_WEIGHTS", str(path))
     assert default_weights_path() == path
     assert Dehazer.from_checkpoint(None, device="cpu").model is not None
@@ -302,7 +303,7 @@ def test_cuda_requested_but_absent(spec, tmp_path):
                                                      "(torch.cuda.is_available() is False")):
         Dehazer(make_model(), device=spec)
     path = tmp_path / "tiny.pt"
-    make_model().save_checkpoint(path)
+    save_model(make_model(), path)
     with pytest.raises(RuntimeError, match="torch.cuda.is_available"):
         Dehazer.from_checkpoint(path, device=spec)
 
@@ -483,8 +484,8 @@ def test_guided_refinement_is_a_local_affine_map_of_the_input_and_follows_the_ch
     np.testing.assert_allclose(passed.depth, inference.refine_depth(x, unrefined), atol=1e-6)
     # 'auto': none for a checkpoint without the key (converted paper weights stay exact), guided when it says so
     plain, marked = tmp_path / "plain.pt", tmp_path / "marked.pt"
-    model.save_checkpoint(plain)
-    model.save_checkpoint(marked, meta={"refine": "guided"})
+    save_model(model, plain)
+    save_model(model, marked, meta={"refine": "guided"})
     assert Dehazer.from_checkpoint(plain, device="cpu").refine == "none"
     assert Dehazer.from_checkpoint(marked, device="cpu").refine == "guided"
     assert Dehazer.from_checkpoint(marked, device="cpu", refine="none").refine == "none"

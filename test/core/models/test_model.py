@@ -1,12 +1,17 @@
 """Shapes, batching, gradients and upstream-weight mapping of the network."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from upstream_rule import upstream_state_dict
 
 from dcmpnet_core import VARIANTS, DCMPNet, DehazeNet, DehazeNetConfig, DepthNet
+from dcmpnet_core.checkpoints.builder import convert_upstream
 from dcmpnet_core.checkpoints.upstream import CheckpointError
+from dcmpnet_core.models.depth_net import predict_aligned
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +81,10 @@ def _upstream_pair(seed=1):
     return upstream_state_dict("dehaze", seed), upstream_state_dict("depth", seed)
 
 
-def test_from_upstream_accepts_whole_checkpoints_and_module_prefix():
+def test_convert_upstream_accepts_whole_checkpoints_and_module_prefix():
     dehaze, depth = _upstream_pair()
-    plain = DCMPNet.from_upstream(dehaze, depth)
-    wrapped = DCMPNet.from_upstream(
+    plain = convert_upstream(dehaze, depth)
+    wrapped = convert_upstream(
         {"dehaze_net": {"module." + k: v for k, v in dehaze.items()}, "epoch_dehaze": 3,
          "dehaze_optimizer": {"state": {}, "param_groups": []}, "dehaze_net_best_psnr": 30.0},
         {"depth_net": depth, "epoch_depth": 3},
@@ -90,37 +95,56 @@ def test_from_upstream_accepts_whole_checkpoints_and_module_prefix():
     assert plain.depth_kind == "relative_disparity"
 
 
-def test_from_upstream_reports_all_problems_at_once():
+def test_convert_upstream_reports_all_problems_at_once():
     dehaze, depth = _upstream_pair()
     del dehaze["legm2.blocks.3.attn.V.weight"]
     dehaze["legm1.blocks.0.mlp.mlp.0.weight"] = torch.zeros(5, 24, 1, 1)
     dehaze["brand_new.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError) as err:
-        DCMPNet.from_upstream(dehaze, depth)
+        convert_upstream(dehaze, depth)
     msg = str(err.value)
     assert "stages.1.blocks.3.mixer.value.weight" in msg           # missing, in our names
     assert "brand_new.weight" in msg                               # unexpected, in upstream names
     assert "legm1.blocks.0.mlp.mlp.0.weight: (5, 24, 1, 1) (expected (48, 24, 1, 1))" in msg
 
 
-def test_from_upstream_drops_only_the_documented_dead_tensors():
+def test_convert_upstream_drops_only_the_documented_dead_tensors():
     dehaze, depth = _upstream_pair()
     dead = [k for k in dehaze if k.split(".")[0] in ("conv11", "conv22", "conv_fu", "ccc", "fuse_conv1")]
     assert len(dead) == 10
-    model = DCMPNet.from_upstream(dehaze, depth)
+    model = convert_upstream(dehaze, depth)
     n_used = sum(1 for k in dehaze if k not in dead and not k.endswith("relative_positions"))
     assert n_used == len(model.dehaze_net.state_dict())
 
 
-def test_from_upstream_refuses_swapped_files():
+def test_convert_upstream_refuses_swapped_files():
     dehaze, depth = _upstream_pair()
     with pytest.raises(CheckpointError, match="dehazing-network weights do not fit"):
-        DCMPNet.from_upstream(depth, dehaze)
+        convert_upstream(depth, dehaze)
 
 
-def test_from_upstream_refuses_other_relative_position_layout():
+def test_convert_upstream_refuses_other_relative_position_layout():
     dehaze, depth = _upstream_pair()
     key = "legm3.blocks.7.attn.attn.relative_positions"
     dehaze[key] = dehaze[key].flip(-1)
     with pytest.raises(CheckpointError, match="relative-position"):
-        DCMPNet.from_upstream(dehaze, depth)
+        convert_upstream(dehaze, depth)
+
+
+def test_network_modules_import_no_file_or_training_code():
+    """The networks only compute: loading, saving, training and inference live outside ``models/``."""
+    code = ("import sys; import dcmpnet_core.models.dcmpnet; "
+            "print(sorted(m for m in sys.modules if m.startswith(('dcmpnet_core.checkpoints', 'dcmpnet_core.train', "
+            "'dcmpnet_core.inference', 'dcmpnet_core.utils.fileio', 'dcmpnet_core.data'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_guidance_and_aligned_depth_are_the_forward_pass_parts(tiny):
+    x = torch.rand(2, 3, 21, 34) * 2 - 1
+    with torch.no_grad():
+        out = tiny(x)
+        for a, b in zip(tiny.dehaze_net.guidance(x), out.guidance):
+            assert torch.equal(a, b)
+        assert torch.equal(predict_aligned(tiny.depth_net, out.dehazed), out.depth)
+        assert out.depth.shape == (2, 1, 21, 34)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from upstream_rule import upstream_state_dict
 
-from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import convert_upstream
 
 TOL = 1e-4
 
@@ -15,7 +15,7 @@ TOL = 1e-4
 def case(request, data_dir):
     seed = request.param
     ref = dict(np.load(data_dir / f"reference_seed{seed}.npz"))
-    model = DCMPNet.from_upstream(upstream_state_dict("dehaze", seed), upstream_state_dict("depth", seed))
+    model = convert_upstream(upstream_state_dict("dehaze", seed), upstream_state_dict("depth", seed))
     return model, ref
 
 

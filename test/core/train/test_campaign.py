@@ -8,6 +8,7 @@ import torch
 from hazy_photos import quarter_motorcycle_pairs
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import load_model, save_model
 from dcmpnet_core.checkpoints.bundled import DEFAULT_WEIGHTS
 from dcmpnet_core.cli import run as cli_run
 from dcmpnet_core.evaluation.quality import QualityReport, Score
@@ -36,7 +37,7 @@ def pairs():
 def test_promote_keeps_the_target_unless_the_candidate_is_better(tmp_path, pairs):
     torch.manual_seed(0)
     random_ckpt = tmp_path / "random.pt"
-    DCMPNet("tiny").save_checkpoint(random_ckpt)
+    save_model(DCMPNet("tiny"), random_ckpt)
     target = tmp_path / "default.pt"
     shutil.copy(DEFAULT_WEIGHTS, target)
     before = target.read_bytes()
@@ -51,18 +52,18 @@ def test_promote_keeps_the_target_unless_the_candidate_is_better(tmp_path, pairs
 def test_a_better_candidate_replaces_the_target_with_its_round_recorded(tmp_path, pairs):
     torch.manual_seed(1)
     target = tmp_path / "default.pt"
-    DCMPNet("tiny").save_checkpoint(target, meta={"step": 5})          # random weights: any trained ones beat them
+    save_model(DCMPNet("tiny"), target, meta={"step": 5})          # random weights: any trained ones beat them
     before = target.read_bytes()
     verdict = promote(DEFAULT_WEIGHTS, target, dry_run=True, pairs=pairs)[0]
     assert verdict.better, verdict.lines
     assert target.read_bytes() == before                                 # dry run: nothing written
     promote(DEFAULT_WEIGHTS, target, pairs=pairs)
-    promoted, want = DCMPNet.from_checkpoint(target), DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
-    for a, b in zip(promoted.state_dict().values(), want.state_dict().values()):
+    promoted, want = load_model(target), load_model(DEFAULT_WEIGHTS)
+    for a, b in zip(promoted.model.state_dict().values(), want.model.state_dict().values()):
         assert torch.equal(a, b)
-    rounds = rounds_of(promoted.checkpoint_meta)
+    rounds = rounds_of(promoted.meta)
     assert rounds[0]["step"] == 5 and "from scratch" in rounds[0]["note"]      # the replaced weights: round 1
-    assert rounds[1]["step"] == want.checkpoint_meta["step"] and rounds[1]["psnr_dense"] > 0
+    assert rounds[1]["step"] == want.meta["step"] and rounds[1]["psnr_dense"] > 0
     assert "psnr_none_shipped" in rounds[1]
 
 
@@ -73,12 +74,12 @@ def test_promote_command_names_a_missing_file(tmp_path, capsys):
 
 def test_a_candidate_without_post_processing_inherits_the_targets(tmp_path, pairs):
     """A fresh training checkpoint names no refine: it is scored and written with the bundled file's."""
-    bundled = DCMPNet.from_checkpoint(DEFAULT_WEIGHTS)
-    assert bundled.checkpoint_meta.get("refine") == "guided"
+    bundled = load_model(DEFAULT_WEIGHTS)
+    assert bundled.meta.get("refine") == "guided"
     candidate = tmp_path / "fresh.pt"
-    bundled.save_checkpoint(candidate, meta={"step": 9})                     # as a training run writes it
+    save_model(bundled.model, candidate, meta={"step": 9})                     # as a training run writes it
     torch.manual_seed(2)
     target = tmp_path / "default.pt"
-    DCMPNet("tiny").save_checkpoint(target, meta={"step": 1, "refine": "guided"})
+    save_model(DCMPNet("tiny"), target, meta={"step": 1, "refine": "guided"})
     assert promote(candidate, target, pairs=pairs)[0].better
-    assert DCMPNet.from_checkpoint(target).checkpoint_meta["refine"] == "guided"
+    assert load_model(target).meta["refine"] == "guided"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+from pathlib import Path
 
 import cv2
 import pytest
@@ -10,11 +12,15 @@ import torch
 from hazy_photos import HazyPhotoPairs, batch_of, no_onednn
 
 from dcmpnet_core import DCMPNet
+from dcmpnet_core.checkpoints.builder import load_model, save_model
 from dcmpnet_core.checkpoints.format import safe_torch_load
 from dcmpnet_core.models.config import ConfigError
 from dcmpnet_core.train.config import load_train_config, train_config_from_dict
 from dcmpnet_core.train.loop import STATE_FILE, EpochSampler, Trainer, TrainError, lr_at
+from dcmpnet_core.train.recipes import RECIPES_DIR, recipe_names, resolve_recipe
 from dcmpnet_core.utils.depth_convention import CONVENTION
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -102,7 +108,7 @@ def test_train_validate_checkpoint_interrupt_and_resume(tmp_path):
         broken.fit()
     state = safe_torch_load(run / STATE_FILE)
     assert state["step"] == 2 and broken.step == 2
-    assert DCMPNet.from_checkpoint(run / "last.pt").checkpoint_meta["step"] == 2
+    assert load_model(run / "last.pt").meta["step"] == 2
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
 
     # Starting again in the same directory without --resume is refused.
@@ -111,17 +117,17 @@ def test_train_validate_checkpoint_interrupt_and_resume(tmp_path):
 
     resumed = Trainer(cfg, run, train_set=train_set, val_set=val_set, resume=run, progress=False)
     assert resumed.step == 2
-    for opt, key in ((resumed.opt_dehaze, "opt_dehaze"), (resumed.opt_depth, "opt_depth")):
+    for opt, key in ((resumed.task.opt_dehaze, "opt_dehaze"), (resumed.task.opt_depth, "opt_depth")):
         saved = state[key]["state"]
         assert set(opt.state_dict()["state"]) == set(saved)
         for idx, entry in opt.state_dict()["state"].items():
             for name, value in entry.items():
                 torch.testing.assert_close(value, saved[idx][name], rtol=0, atol=0)
-    torch.testing.assert_close(resumed.ema.module.state_dict(), state["ema"]["module"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed.task.ema.module.state_dict(), state["ema"]["module"], rtol=0, atol=0)
     resumed.fit()
     assert resumed.step == 4
     # The resumed run ends where the uninterrupted one did.
-    for a, b in ((ref.model, resumed.model), (ref.ema.module, resumed.ema.module)):
+    for a, b in ((ref.model, resumed.model), (ref.task.ema.module, resumed.task.ema.module)):
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
     assert [h["step"] for h in resumed.history] == [2, 4]
@@ -132,12 +138,12 @@ def test_run_directory_contents(tmp_path):
     tr = Trainer(cfg, tmp_path, train_set=HazyPhotoPairs(4, 32), val_set=HazyPhotoPairs(2, 32, offset=50),
                  progress=False)
     tr.fit()
-    best = DCMPNet.from_checkpoint(tmp_path / "best.pt")
-    meta = best.checkpoint_meta
+    loaded = load_model(tmp_path / "best.pt")
+    best, meta = loaded.model, loaded.meta
     assert meta["step"] == 2 and meta["depth_convention"] == CONVENTION and meta["weights"] == "ema"
     assert math.isfinite(meta["psnr"]) and 0 < meta["ssim"] < 1 and best.depth_kind == "relative_depth"
     # Saved weights are the EMA, not the raw weights.
-    ema_sd = tr.ema.module.dehaze_net.state_dict()
+    ema_sd = tr.task.ema.module.dehaze_net.state_dict()
     for k, v in best.dehaze_net.state_dict().items():
         torch.testing.assert_close(v, ema_sd[k])
     raw = safe_torch_load(tmp_path / STATE_FILE)["dehaze_net"]
@@ -160,7 +166,7 @@ def test_no_valid_depth_leaves_the_de_network_alone(tmp_path):
     assert terms["loss_depth"] == 0.0
     for k, v in tr.model.depth_net.state_dict().items():
         assert torch.equal(v, before_de[k]), k
-    assert tr.opt_depth.state_dict()["state"] == {}
+    assert tr.task.opt_depth.state_dict()["state"] == {}
     assert any(not torch.equal(v, before_dh[k]) for k, v in tr.model.dehaze_net.state_dict().items())
 
 
@@ -170,7 +176,7 @@ def test_setup_errors(tmp_path):
     with pytest.raises(TrainError, match="data.root"):
         Trainer(_cfg(), tmp_path / "c", progress=False)
     model_file = tmp_path / "model.pt"
-    DCMPNet("tiny").save_checkpoint(model_file)
+    save_model(DCMPNet("tiny"), model_file)
     with pytest.raises(TrainError, match="not a dcmpnet training state"):
         Trainer(_cfg(), tmp_path / "d", train_set=HazyPhotoPairs(4, 32), resume=model_file, progress=False)
     with pytest.raises(TrainError, match="CUDA"):
@@ -187,17 +193,17 @@ def test_global_batch_must_split_over_processes(tmp_path, monkeypatch):
 
 
 def test_config_files_and_overrides(tmp_path):
-    cfg = load_train_config("config/train_its.yaml")
+    cfg = load_train_config(RECIPES_DIR / "its.yaml")
     assert (cfg.train.batch_size, cfg.data.crop, cfg.optim.name, cfg.optim.lr_dehaze, cfg.optim.lr_min) == \
         (8, 256, "adam", 1e-4, 1e-6)
     assert cfg.train.epochs == 600 and cfg.model.dehaze.depths == (8, 8, 8, 4, 4)
-    assert load_train_config("config/train_ots.yaml").train.epochs == 30
-    syn = load_train_config("config/train_synthetic.yaml", ["optim.lr_dehaze=2e-4", "data.crop=128", "train.amp=off",
-                                                            "model.depth.growth=2"])
+    assert load_train_config(resolve_recipe("ots")).train.epochs == 30
+    syn = load_train_config(resolve_recipe("synthetic"), ["optim.lr_dehaze=2e-4", "data.crop=128", "train.amp=off",
+                                                          "model.depth.growth=2"])
     assert syn.optim.lr_dehaze == 2e-4 and syn.data.crop == 128 and syn.train.amp == "off"
     assert syn.model.depth.growth == 2 and syn.model.dehaze.embed_dims == (8, 16, 24, 16, 8)     # tiny + override
     with pytest.raises(ConfigError, match=r"yaml: config\.optim\.lr: unknown key; known: name, lr_dehaze"):
-        load_train_config("config/train_synthetic.yaml", ["optim.lr=2e-4"])
+        load_train_config(RECIPES_DIR / "synthetic.yaml", ["optim.lr=2e-4"])
     with pytest.raises(ConfigError, match=r"^config\.data\.crop: expected int, got float 12\.5"):
         load_train_config(None, ["data.crop=12.5"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
@@ -210,3 +216,23 @@ def test_config_files_and_overrides(tmp_path):
         load_train_config(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="model variant"):
         load_train_config(None, ["model=huge"])
+
+
+def test_bundled_recipes_are_package_data_and_load(tmp_path):
+    """The recipes ship inside the package (config/ holds ROS parameter files only); names or paths select them."""
+    assert recipe_names() == ["default", "its", "ots", "synthetic"]
+    for name in recipe_names():
+        assert resolve_recipe(name) == RECIPES_DIR / f"{name}.yaml"
+        load_train_config(resolve_recipe(name))
+    own = tmp_path / "synthetic"                      # an existing file wins over a recipe of the same name
+    own.write_text("model: tiny\n")
+    assert resolve_recipe(own) == own
+    with pytest.raises(FileNotFoundError, match=r"'its.yml' is neither a file nor a bundled recipe \(recipes: default"):
+        resolve_recipe("its.yml")
+    setup = (ROOT / "setup.py").read_text()
+    assert '"train/recipes/*.yaml"' in setup
+    package_data = re.search(r"package_data=\{\"dcmpnet_core\": \[([^\]]*)\]", setup)[1]
+    for pattern in re.findall(r'"([^"]+)"', package_data):        # every listed pattern matches a real file
+        assert list((ROOT / "dcmpnet_core").glob(pattern)), pattern
+    assert sorted(p.name for p in (ROOT / "config").glob("*.yaml")) == ["dehaze.yaml", "dehaze_cpu_live.yaml"]
+
