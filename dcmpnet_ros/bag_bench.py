@@ -17,14 +17,22 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
+from dcmpnet_core.checkpoints.builder import save_model
+from dcmpnet_core.cli.common import parse_size
+from dcmpnet_core.inference.engine import Dehazer
+from dcmpnet_core.models.dcmpnet import DCMPNet
+
+from .demo import SCENES, camera_info_msg, load_scene, write_camera_bag
+from .replay import replay_bag
+
 TARGET_OVERHEAD = 0.10
 
 
 def build_bench_bag(path: Path, frames: int, height: int, width: int, storage: str = "sqlite3",
                     encoding: str = "bgr8") -> Path:
     """A rosbag2 with ``frames`` camera frames (real photos, ``encoding`` rgb8/bgr8) and a camera_info topic."""
-    from .demo import SCENES, camera_info_msg, load_scene, write_camera_bag
-
     scenes = [load_scene(name, height, width)[0] for name in SCENES]
     images = [scenes[i % len(scenes)] for i in range(frames)]
     return write_camera_bag(path, images, storage=storage, encoding=encoding,
@@ -35,10 +43,6 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
               device: str = "cpu", weights: str | None = None, encoding: str = "bgr8",
               progress: bool = False) -> list[dict[str, Any]]:
     """One replay per engine of one generated bag; returns rows with the timings (seconds)."""
-    from dcmpnet_core.inference.engine import Dehazer
-
-    from .replay import replay_bag
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="dcmpnet_bag_bench_") as tmp:
         src = build_bench_bag(Path(tmp) / "input", frames, height, width, storage, encoding)
@@ -46,9 +50,6 @@ def run_bench(engines: Sequence[str], frames: int, height: int, width: int, stor
             if engine == "dcp":
                 dehazer = Dehazer.from_checkpoint(None, backend="dcp", device=device, bypass_below=0.0)
             elif engine == "tiny":
-                from dcmpnet_core.checkpoints.builder import save_model
-                from dcmpnet_core.models.dcmpnet import DCMPNet
-
                 ckpt = Path(tmp) / "tiny.pt"
                 save_model(DCMPNet("tiny"), ckpt)
                 dehazer = Dehazer.from_checkpoint(ckpt, device=device, bypass_below=0.0)
@@ -90,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--encoding", default="bgr8", choices=["rgb8", "bgr8"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
-    from dcmpnet_core.cli.common import parse_size
 
     height, width = parse_size(args.size)
     if args.frames < 1:
@@ -98,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "weights" in args.engines and not args.weights:
         p.error("the 'weights' engine needs --weights CKPT")
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     print(f"dcmpnet bag benchmark: {args.frames} frames {height}x{width} {args.encoding}, {args.storage}, "
           f"device {args.device}", flush=True)

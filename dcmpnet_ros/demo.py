@@ -87,6 +87,7 @@ def ground_plane_depth(height: int, width: int, horizon: float = HORIZON, neares
 
 def _fill_invalid(depth: np.ndarray, valid: np.ndarray, sigma: float = 15.0) -> np.ndarray:
     """Fill invalid pixels with a Gaussian-weighted mean of the valid ones around them (normalised convolution)."""
+    # here, not at the top: `dcmpnet --help` imports this module and must stay light
     import cv2
 
     w = valid.astype(np.float64)
@@ -99,6 +100,7 @@ def _fill_invalid(depth: np.ndarray, valid: np.ndarray, sigma: float = 15.0) -> 
 
 def load_scene(name: str, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """A clean photo (H,W,3) uint8 RGB and its relative depth (H,W) float32 in (0, 1] (larger = farther)."""
+    # here, not at the top: `dcmpnet --help` imports this module and must stay light
     import cv2
     from skimage import data
 
@@ -156,6 +158,7 @@ def write_camera_bag(path: Path, images: Sequence[np.ndarray], storage: str = "s
                      info_topic: str = CAMERA_INFO_TOPIC, rate_hz: float = RATE_HZ, start_ns: int = START_NS,
                      frame_id: str = FRAME_ID) -> Path:
     """Write (H,W,3) uint8 RGB ``images`` as a rosbag2 camera stream; header stamps equal the log times."""
+    # optional: rosbags (the [bag] extra), and `dcmpnet --help` imports this module
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -206,6 +209,7 @@ def make_frames(count: int, height: int, width: int) -> list[DemoFrame]:
 # -------------------------------------------------------------------------------------------- demo
 def _panel_row(hazy: np.ndarray, dehazed: np.ndarray, depth: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """(H, 4W, 3) uint8 RGB: hazy | dehazed | depth colour map | clean photo, labelled."""
+    # here, not at the top: `dcmpnet --help` imports this module and must stay light
     from dcmpnet_core.utils.visualize import draw_label, side_by_side
 
     ref = np.ascontiguousarray(clean.copy())
@@ -223,6 +227,7 @@ def _prepare_out_dir(out: Path) -> None:
 
 def choose_engine(weights: str | None, backend: str, device: str) -> tuple[Any, str]:
     """The Dehazer for the demo and a sentence saying which engine it is (and why)."""
+    # here, not at the top: `dcmpnet --help` imports this module and must stay light
     from dcmpnet_core.checkpoints.bundled import default_weights_path, missing_weights_message
     from dcmpnet_core.inference.engine import Dehazer
 
@@ -248,6 +253,7 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
              size: tuple[int, int] = DEFAULT_SIZE, progress: bool = True,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the foggy bag, replay it, write previews; returns paths, the replay summary and per-frame PSNR."""
+    # here, not at the top: `dcmpnet --help` imports this module and must stay light
     import cv2
 
     from .replay import BagReplay, stop_on_signals

@@ -15,6 +15,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from dcmpnet_core.inference.options import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, ENGINE_OPTIONS
 from dcmpnet_core.utils.config import Check, ConfigError, build, check_type
 from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
@@ -274,8 +276,6 @@ def params_from_yaml_text(text: str, node_name: str = NODE_NAME, source: str = "
     Sections for ``/**``, ``<node>``, ``/<node>`` and ``/<namespace>/<node>`` are merged in that order (later
     wins), as the ROS 2 launch system does for one node. ValueError if none is there.
     """
-    import yaml
-
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -32,6 +32,7 @@ class StartupError(RuntimeError):
 
 def load_engine(params: NodeParams) -> Any:
     """The inference engine the parameters ask for; StartupError says what the user can do instead."""
+    # the engine imports torch: the node's ROS-free core loads without it until the engine is built
     from dcmpnet_core.inference.engine import Dehazer
 
     try:
@@ -51,6 +52,7 @@ def load_engine(params: NodeParams) -> Any:
 def apply_torch_threads(threads: int) -> int | None:
     """Set torch's intra-op thread count when ``threads`` > 0; returns the count now in force (None: no torch)."""
     try:
+        # torch is optional here: a DCP-only install runs without it
         import torch
     except ImportError:
         return None
@@ -81,6 +83,7 @@ def release_accelerator_memory(device: Any) -> bool:
     gc.collect()
     if not str(device).startswith("cuda"):
         return False
+    # torch only when there is CUDA memory to release
     import torch
 
     if not torch.cuda.is_available():

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from dcmpnet_ros.conversions import decode_image, encode_depth, encode_image
@@ -104,7 +105,6 @@ def pipeline_run(engine: Any, frames: Sequence[np.ndarray], rate_hz: float, seco
 def _frames(height: int, width: int, count: int = 4) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), np.uint8)
-    import cv2
 
     smooth = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
     return [np.ascontiguousarray(np.roll(smooth, 7 * i, axis=1)) for i in range(count)]

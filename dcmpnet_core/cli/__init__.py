@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from .. import __version__
 from . import bench, convert, export, infer, promote, quality, synth, train, variants
 from . import eval as evaluate
 from .common import CommandError
@@ -32,8 +33,6 @@ def build_parser(extra: Sequence = ()) -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
-
     return f"dcmpnet {__version__}"
 
 
@@ -71,6 +70,7 @@ OPTIONAL_MODULES = {"timm": "timm", "torchvision": "torchvision", "skimage": "sc
 
 def missing_extra_hint(module: str) -> str:
     """One line naming the missing distribution and the extras of dcmpnet_ros that install it."""
+    # on the error path only: importlib.metadata is slow to import for `dcmpnet --help`
     from importlib import metadata
 
     dist = OPTIONAL_MODULES.get(module.split(".")[0], module.split(".")[0])

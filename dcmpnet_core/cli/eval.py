@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 from pathlib import Path
 
+from ..utils.fileio import atomic_write_text
 from .common import CommandError, add_engine_arguments
 
 
@@ -115,6 +119,7 @@ def _dehaze_fn(model, dev, args: argparse.Namespace, refine: str):
             raise CommandError(f"--precision {args.precision} needs the inference engine (--engine auto)")
         return lambda x: model.dehaze_net(x).dehazed
 
+    # the engine imports torch and OpenCV; the plain-network path needs neither
     from ..inference.engine import Dehazer
 
     engine = Dehazer(model, device=dev, precision=args.precision, bypass_below=0.0, refine=refine)
@@ -128,12 +133,6 @@ def _dehaze_fn(model, dev, args: argparse.Namespace, refine: str):
 
 
 def _write_outputs(args: argparse.Namespace, records: list[dict], means: dict) -> None:
-    import csv
-    import io
-    import json
-
-    from ..utils.fileio import atomic_write_text
-
     args.out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.writer(buf)

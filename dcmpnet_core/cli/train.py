@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from ..train.recipes import resolve_recipe
 from .common import CommandError
 
 EPILOG = """examples:
@@ -77,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     if config_path is None and args.resume is None:
         raise CommandError("give a training CONFIG (a YAML file or a bundled recipe, e.g. synthetic) or --resume a run")
     if config_path is not None:
-        from ..train.recipes import resolve_recipe
-
         try:
             config_path = resolve_recipe(config_path)
         except FileNotFoundError as exc:
@@ -104,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:          # dataset errors (dcmpnet_core.data.DatasetError is a ValueError)
         raise CommandError(str(exc)) from None
 
-    import os
 
     if int(os.environ.get("RANK", "0")) == 0:
         best = (f"best val PSNR {summary['best_psnr']:.3f} dB at step {summary['best_step']}"

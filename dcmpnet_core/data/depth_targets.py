@@ -141,6 +141,7 @@ class DepthModel:
         suffix = self.path.suffix.lower()
         if suffix == ".onnx":
             try:
+                # optional: onnxruntime (the [onnx] extra) only for .onnx depth models
                 import onnxruntime as ort
             except ImportError:
                 raise DepthError("an ONNX depth model needs onnxruntime (pip install onnxruntime)") from None
@@ -150,6 +151,7 @@ class DepthModel:
             self._input = self._session.get_inputs()[0].name
             self._module = None
         elif suffix in (".pt", ".ts", ".pth", ".jit"):
+            # torch only for TorchScript / torch.export depth models: the data pipeline runs without it
             import torch
 
             try:
@@ -162,6 +164,7 @@ class DepthModel:
                                  f"(save it with torch.jit.script/trace(...).save): {exc}") from None
             self._session = None
         elif suffix == ".pt2":
+            # torch only for TorchScript / torch.export depth models: the data pipeline runs without it
             import torch
 
             try:
@@ -181,6 +184,7 @@ class DepthModel:
         x = rgb if (hh, ww) == (h, w) else cv2.resize(rgb, (ww, hh), interpolation=cv2.INTER_LINEAR)
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
         if self._module is not None:
+            # torch only for TorchScript / torch.export depth models: the data pipeline runs without it
             import torch
 
             with torch.no_grad():

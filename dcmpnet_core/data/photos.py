@@ -23,6 +23,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 
 from ..utils.depth_convention import disparity_to_depth, normalize_depth
@@ -93,6 +94,7 @@ def disparity_to_metric(disparity: np.ndarray, focal_px: float = MOTORCYCLE_FOCA
 
 def motorcycle_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The held-out photo: (rgb (500,741,3) float32 in [0,1], depth_m filled (H,W), relative depth, valid)."""
+    # scikit-image is an extra ([train], [bag]): imported only when a built-in photo is asked for
     import skimage.data
 
     left, _right, disp = skimage.data.stereo_motorcycle()
@@ -117,8 +119,6 @@ ALOE_SCALE = 0.5
 
 def find_opencv_sample(name: str) -> str | None:
     """Path of one of OpenCV's sample images (``cv2.samples.findFile``), or None when not installed."""
-    import cv2
-
     for folder in OPENCV_SAMPLES_DIRS:
         cv2.samples.addSamplesDataSearchPath(folder)
     path = cv2.samples.findFile(name, required=False, silentMode=True)
@@ -127,8 +127,6 @@ def find_opencv_sample(name: str) -> str | None:
 
 def read_rgb_float(path: str) -> np.ndarray:
     """An 8-bit colour image file as (H,W,3) float32 RGB in [0, 1] (ValueError naming it if unreadable)."""
-    import cv2
-
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"{path}: not a readable image")
@@ -141,8 +139,6 @@ def aloe_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     Returns ``(rgb (555,641,3) float32, depth filled (H,W) relative units, relative depth, valid)``
     like :func:`motorcycle_scene`; depth is ``1 / disparity`` (see :data:`ALOE_FILES`).
     """
-    import cv2
-
     paths = [find_opencv_sample(n) for n in ALOE_FILES]
     if None in paths:
         return None

@@ -25,6 +25,7 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})      # one core
     except (AttributeError, OSError):
         pass
+    # after pinning the process to one core, so the generator's thread pools start there
     from dcmpnet_core.data import synth
     from dcmpnet_core.data.textures import TextureLibrary
 

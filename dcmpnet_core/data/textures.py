@@ -123,6 +123,7 @@ def _procedural(name: str, rng: np.random.Generator, size: int = 256) -> np.ndar
 def _load_photo(name: str) -> np.ndarray:
     if name in FORBIDDEN_SOURCES:
         raise ValueError(f"{name} is reserved as the held-out evaluation photo and is never used as a texture")
+    # scikit-image is an extra ([train], [bag]): imported only when the photo textures are built
     import skimage.data
 
     img = np.asarray(getattr(skimage.data, name)())

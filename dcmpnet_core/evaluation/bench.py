@@ -14,10 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
+import skimage.data
 import torch
 from torch import nn
 
+from ..inference.engine import Dehazer
 from ..inference.fastpath import InferenceRunner, prepare_for_inference
 from ..models.dcmpnet import DCMPNet
 
@@ -139,9 +142,6 @@ def format_table(rows: Sequence[BenchRow]) -> str:
 
 def sample_frame(height: int, width: int) -> np.ndarray:
     """A real photo (scikit-image's astronaut) resized to (height, width): (H,W,3) uint8 RGB."""
-    import cv2
-    import skimage.data
-
     img = np.ascontiguousarray(skimage.data.astronaut())
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if height < 512 else cv2.INTER_LINEAR)
 
@@ -158,8 +158,6 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
     ``host_ms`` is the median time per frame outside the network and the wait for the device
     (validation, conversion, staging, post-processing: what limits the frame rate on a GPU).
     """
-    from ..inference.engine import Dehazer
-
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     frame = sample_frame(height, width)

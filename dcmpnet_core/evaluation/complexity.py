@@ -5,12 +5,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.config import ModelConfig
+from ..models.dcmpnet import DCMPNet
 
 
 def count_macs(config: ModelConfig, height: int = 480, width: int = 640) -> dict[str, float]:
     """Parameters and MACs of both networks for one (height x width) frame, computed on the meta device."""
-    from ..models.dcmpnet import DCMPNet
-
     with torch.device("meta"):
         model = DCMPNet(config).eval()
         x = torch.empty(1, 3, height, width)

@@ -21,8 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import skimage.data
+from scipy.stats import spearmanr
 
 from ..data.haze import apply_haze, apply_haze_uint8
+from ..data.photos import motorcycle_scene
+from ..data.synth import SKY, render_sample
+from ..inference.engine import Dehazer
 from ..inference.haze_level import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, estimate_haze_level
 
 OPENCV_SAMPLES = "/usr/share/doc/opencv-doc/examples/data"
@@ -34,17 +39,11 @@ DENSITIES = {"light": 0.8, "medium": 0.5, "dense": 0.25}     # transmission at t
 
 
 def spearman(x, y) -> float:
-    from scipy.stats import spearmanr
-
     return float(spearmanr(x, y)[0])
 
 
 def clear_photos() -> dict[str, np.ndarray]:
     """Name -> (H,W,3) uint8 RGB of the clear real photos available here."""
-    import skimage.data
-
-    from ..data.photos import motorcycle_scene
-
     photos = {n: getattr(skimage.data, n)()[..., :3] for n in SKIMAGE_CLEAR}
     photos["motorcycle"] = np.round(motorcycle_scene()[0] * 255).astype(np.uint8)
     cv2.samples.addSamplesDataSearchPath(OPENCV_SAMPLES)
@@ -87,8 +86,6 @@ def photo_table() -> None:
 
 
 def synthetic_sequences(scenes: int = 12, size=(240, 320)) -> None:
-    from ..data.synth import SKY, render_sample
-
     rhos, clear_levels = [], []
     t_steps = np.linspace(1.0, 0.15, 10)
     for i in range(scenes):
@@ -107,8 +104,6 @@ def synthetic_sequences(scenes: int = 12, size=(240, 320)) -> None:
 
 
 def latency(weights: str | None, repeat: int = 7) -> None:
-    from ..inference.engine import Dehazer
-
     rgb = cv2.resize(clear_photos().get("leuvenA.jpg", clear_photos()["astronaut"]), (640, 480),
                      interpolation=cv2.INTER_AREA)
     full = Dehazer.from_checkpoint(weights, device="cpu", bypass_below=0.0)
@@ -139,8 +134,6 @@ def _time_ms(fn) -> float:
 
 def ramp_sequence(weights: str | None, size=(120, 160)) -> dict:
     """Haze ramping clear -> dense -> clear (with jitter) on one photo through the haze-aware engine."""
-    from ..inference.engine import Dehazer
-
     photos = clear_photos()
     rgb = cv2.resize(photos.get("leuvenA.jpg", photos["astronaut"]), size[::-1], interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)

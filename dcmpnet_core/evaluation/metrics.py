@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -127,8 +128,6 @@ def evaluate_dataset(dehaze: Callable[[torch.Tensor], torch.Tensor], dataset: Se
     against the clear image) when ``hazy_baseline``.  ``callback(index, item, dehazed)`` sees
     each output, e.g. to save it.
     """
-    from tqdm import tqdm
-
     idx = list(range(len(dataset))) if indices is None else list(indices)
     records = []
     for i in tqdm(idx, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
 import torch
 from scipy.stats import spearmanr
@@ -39,6 +40,7 @@ from ..data.photos import (
 )
 from ..utils.depth_convention import normalize_depth
 from ..utils.fileio import atomic_write_text
+from ..utils.visualize import depth_to_color
 from .metrics import psnr, ssim
 
 DENSITIES = ("none", "light", "medium", "dense")
@@ -258,10 +260,6 @@ def preview_grid(outputs: Mapping[str, dict], methods: Sequence[str], names: Seq
 
     A photo without measured depth gets a black tile in the last column.
     """
-    import cv2
-
-    from ..utils.visualize import depth_to_color
-
     names = list(names or outputs)
     rows = []
     for n in names:

@@ -22,6 +22,7 @@ on with the others.  ``haze_levels.csv`` in OUTDIR lists each input's haze level
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 import re
@@ -31,8 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import cv2
+import numpy as np
+from tqdm import tqdm
+
 from ..utils.decoding import DEFAULT_MAX_INPUT_PIXELS, DecodeError, check_budget, read_image, to_rgb
 from ..utils.fileio import atomic_path, atomic_write_bytes, atomic_write_png
+from ..utils.visualize import depth_to_color
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".jp2"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
@@ -88,8 +94,6 @@ class Job:
 
 
 def _write_npy(path: Path, array) -> None:
-    import numpy as np
-
     buf = io.BytesIO()
     np.save(buf, array)
     atomic_write_bytes(path, buf.getvalue())
@@ -169,8 +173,6 @@ def plan_outputs(found: list[tuple[Path, Path]], video_out: bool) -> list[Job]:
 
 
 def write_haze_csv(path: Path, rows: list[tuple[str, float, float, str]]) -> None:
-    import csv
-
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(["input", "haze_level", "weight", "mode"])
@@ -207,8 +209,6 @@ class BatchRunner:
         self.frames = 0
 
     def run(self, jobs: list[Job]) -> None:
-        from tqdm import tqdm
-
         total = sum(1 if j.kind == "image" else max(1, _frame_count(j.path)) for j in jobs)
         with tqdm(total=total, unit="frame", desc="dcmpnet infer", file=sys.stderr, dynamic_ncols=True) as bar:
             images = [j for j in jobs if j.kind == "image"]
@@ -265,10 +265,6 @@ class BatchRunner:
             yield tag, result
 
     def _save(self, prefix: Path, result, sixteen_bit: bool) -> None:
-        import numpy as np
-
-        from ..utils.visualize import depth_to_color
-
         dehazed = result.dehazed
         if dehazed.dtype != np.uint8:
             dehazed = np.round(np.clip(dehazed, 0, 1) * (65535.0 if sixteen_bit else 255.0))
@@ -279,8 +275,6 @@ class BatchRunner:
 
     # ------------------------------------------------------------------------------- videos
     def _video(self, job: Job, bar) -> None:
-        import cv2
-
         cap = cv2.VideoCapture(str(job.path))
         try:
             if not cap.isOpened():
@@ -338,8 +332,6 @@ class BatchRunner:
 
     def _next_frame(self, cap, job: Job, index: int):
         """The next frame as RGB, or None at the end; a frame over the pixel budget or undecodable ends the video."""
-        import cv2
-
         try:
             ok, frame = cap.read()
             if not ok or frame is None:
@@ -360,8 +352,6 @@ class _VideoPair:
         self.files = contextlib.ExitStack()
 
     def _open(self, h: int, w: int) -> None:
-        import cv2
-
         for ext, codec in ((".mp4", "mp4v"), (".avi", "MJPG")):
             files = contextlib.ExitStack()
             # keep_suffix: the temporary file's extension picks OpenCV's muxer
@@ -377,10 +367,6 @@ class _VideoPair:
         raise OSError(f"OpenCV cannot write video here (tried mp4v .mp4 and MJPG .avi) for {self.prefix.name}")
 
     def write(self, result) -> None:
-        import numpy as np
-
-        from ..utils.visualize import depth_to_color
-
         dehazed = result.dehazed
         if not self.writers:
             self._open(*dehazed.shape[:2])
@@ -408,8 +394,6 @@ def _discard(files: contextlib.ExitStack) -> None:
 
 
 def _frame_count(path: Path) -> int:
-    import cv2
-
     cap = cv2.VideoCapture(str(path))
     try:
         return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0

@@ -73,6 +73,8 @@ from ..checkpoints.bundled import WeightsNotFoundError, default_weights_path, mi
 from ..utils.depth_convention import DEPTH_FLOOR, DISPARITY_FLOOR, check_depth_kind  # noqa: F401  (re-exported)
 from .dcp import DCPParams, box_mean, dehaze_dcp, guided_filter
 from .device import is_out_of_memory, resolve_device
+from .fastpath import InferenceRunner, prepare_for_inference
+from .gpu_io import DeviceIO
 from .haze_level import (
     DEFAULT_BYPASS_BAND,
     DEFAULT_BYPASS_BELOW,
@@ -453,8 +455,6 @@ class Dehazer:
         if model is None:
             raise ValueError("backend 'dcmpnet' needs a model; use Dehazer.from_checkpoint(path) or pass "
                              "backend='dcp'")
-        from .fastpath import InferenceRunner, prepare_for_inference
-        from .gpu_io import DeviceIO
 
         self.device = resolve_device(device)
         self.depth_kind = getattr(model, "depth_kind", "relative_depth")

@@ -83,6 +83,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, height: int = 480, wi
         raise ValueError(f"dynamic shapes need the dynamo exporter, i.e. opset >= {DEFAULT_OPSET}, got opset {opset}")
     if not dynamic and (height < 16 or width < 16):
         raise ValueError(f"export size must be at least 16x16, got {height}x{width}")
+    # optional: onnx (the [onnx] extra) only when exporting
     import onnx
 
     model = copy.deepcopy(model).float().eval().cpu()         # the caller's model stays where it is
@@ -148,6 +149,7 @@ def fp32_node_names(proto) -> list[str]:
 
 def trtexec_fp16_command(onnx_path: str | os.PathLike) -> str:
     """A ``trtexec`` command line for an fp16 engine that keeps :func:`fp32_node_names` in float32."""
+    # optional: onnx (the [onnx] extra) only when checking an export
     import onnx
 
     proto = onnx.load(str(onnx_path), load_external_data=False)
@@ -161,6 +163,7 @@ def trtexec_fp16_command(onnx_path: str | os.PathLike) -> str:
 
 def _compare(whole: nn.Module, path: Path, sample: torch.Tensor) -> tuple[float | None, float | None]:
     try:
+        # optional: onnxruntime (the [onnx] extra) only when checking an export
         import onnxruntime as ort
     except ImportError:
         return None, None

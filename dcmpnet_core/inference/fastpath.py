@@ -397,6 +397,7 @@ def _allow_one_more_compiled_runner() -> None:
     """
     global _COMPILED_RUNNERS
     _COMPILED_RUNNERS += 1
+    # only for mode=compile: torch._dynamo is slow to import
     import torch._dynamo.config as dynamo_config
 
     for name in ("recompile_limit", "cache_size_limit"):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
 
+import yaml
+
 from ..models.config import ModelConfig, model_config_from, to_dict
 from ..utils.config import Check, ConfigError, build, check, check_fields
 
@@ -35,9 +37,9 @@ class PerceiverConfig:
     power: float = field(default=2.0, metadata=check(low=0))
 
     def __post_init__(self) -> None:
+        # the forms live with the losses, which import torch: checked here (at run time), not in the field's metadata
         from .losses import PERCEIVER_FORMS
 
-        # the forms live with the losses, which import torch: checked here, not in the field's metadata
         Check(choices=PERCEIVER_FORMS).apply(self.form, "loss.perceiver.form")
         check_fields(self, "loss.perceiver")
 
@@ -209,8 +211,6 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------------------- building
 def _parse_override(item: str) -> tuple[list[str], Any]:
-    import yaml
-
     if "=" not in item:
         raise ConfigError(f"override {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr_dehaze=2e-4")
     key, _, raw = item.partition("=")
@@ -259,8 +259,6 @@ def train_config_from_dict(raw: Mapping[str, Any], overrides: Iterable[str] = ()
 
 def load_train_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> TrainConfig:
     """Read a training YAML (or start from defaults when ``path`` is None) and apply overrides."""
-    import yaml
-
     raw: Any = {}
     if path is not None:
         p = Path(path)
@@ -281,6 +279,4 @@ def load_train_config(path: str | os.PathLike | None, overrides: Iterable[str] =
 
 def dump_train_config(cfg: TrainConfig) -> str:
     """The fully resolved config as YAML text (loads back to an equal config)."""
-    import yaml
-
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)

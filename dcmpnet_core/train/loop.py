@@ -33,12 +33,16 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+from timm.scheduler import CosineLRScheduler
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
 from ..checkpoints.builder import load_networks, save_model
 from ..checkpoints.bundled import default_weights_path, missing_weights_message
 from ..checkpoints.format import read_checkpoint, safe_torch_load
+from ..data import build_dataset
 from ..evaluation.metrics import evaluate_dataset
 from ..inference.device import resolve_device
 from ..models.dcmpnet import DCMPNet
@@ -64,8 +68,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total: int, lr_min: float, 
     Linear warm-up from 1% of the base LR over ``warmup`` steps, then cosine decay to ``lr_min``
     at step ``total`` (and ``lr_min`` after).
     """
-    from timm.scheduler import CosineLRScheduler
-
     base = optimizer.param_groups[0]["lr"]
     return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=min(lr_min, base),
                              warmup_t=warmup, warmup_lr_init=0.01 * base if warmup > 0 else base,
@@ -191,8 +193,6 @@ class Trainer:
 
         dehaze_module, depth_module = self.model.dehaze_net, self.model.depth_net
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [self.device.index] if self.device.type == "cuda" else None
             dehaze_module = DDP(self.model.dehaze_net, device_ids=ids)
             depth_module = DDP(self.model.depth_net, device_ids=ids)
@@ -245,7 +245,6 @@ class Trainer:
         if train_set is None:
             if dc.root is None:
                 raise TrainError("no training data: set data.root (e.g. data.root=/path/to/RESIDE-IN)")
-            from ..data import build_dataset
 
             kw = dict(layout=dc.layout, depth=dc.depth, depth_model=dc.depth_model,
                       depth_model_output=dc.depth_model_output, seed=self.cfg.train.seed)
@@ -298,8 +297,6 @@ class Trainer:
 
     def _say(self, msg: str) -> None:
         if self.rank == 0:
-            from tqdm import tqdm
-
             tqdm.write(msg, file=sys.stderr)
 
     def _set_train_mode(self) -> None:
@@ -344,8 +341,6 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train to ``total_steps`` (continuing a resumed run); returns a summary dict."""
-        from tqdm import tqdm
-
         if self.is_main:
             atomic_write_text(self.out / "config.yaml", dump_train_config(self.cfg))
             self._open_writer()
@@ -538,6 +533,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------- logging
     def _open_writer(self) -> None:
         try:
+            # optional: tensorboard (the [tensorboard] extra) only when train.tensorboard is on
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             self._say("note: tensorboard is not installed; no TensorBoard scalars (pip install tensorboard)")

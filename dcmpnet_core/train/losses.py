@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.format import safe_torch_load
+
 PERCEIVER_FORMS = ("softmax", "linear", "power", "upstream")
 
 
@@ -132,8 +134,6 @@ def load_vgg19_features(path: str | os.PathLike) -> nn.Sequential:
     ``classifier.*`` is ignored) or ``vgg19().features.state_dict()`` (keys ``N.weight``).
     Nothing is downloaded.  Raises FileNotFoundError or ValueError naming what is wrong.
     """
-    from ..checkpoints.format import safe_torch_load
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"VGG19 weights {str(p)!r} not found: pass the path of a torchvision vgg19 "

@@ -32,6 +32,8 @@ from typing import Any, Iterator, Mapping, NamedTuple
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from ..checkpoints.format import load_state_strict
@@ -57,8 +59,6 @@ class ModelEma:
     """timm's ``ModelEmaV3`` (EMA of weights and buffers, decay warm-up), with a resumable state dict."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        from timm.utils import ModelEmaV3
-
         self.decay = decay
         self.updates = 0
         self._ema = ModelEmaV3(model, decay=decay, use_warmup=True)
@@ -118,8 +118,6 @@ class TrainingTask:
     def __init__(self, model: DCMPNet, cfg: LossConfig | None = None, optim: OptimConfig | None = None, *,
                  dehaze_module: nn.Module | None = None, depth_module: nn.Module | None = None,
                  amp_dtype: torch.dtype | None = None, ema_decay: float = 0.0, distributed: bool = False) -> None:
-        from timm.optim import create_optimizer_v2
-
         self.model = model
         self.cfg = cfg or LossConfig()
         self.optim = optim or OptimConfig()

@@ -19,9 +19,11 @@ import struct
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_INPUT_PIXELS = 40_000_000
 MIN_MAX_INPUT_PIXELS = 16 * 16
@@ -63,10 +65,6 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
     Pillow's lazy open reads only the header; for TIFFs Pillow cannot open (64-bit float samples, ...) the size
     tags of the first image directory are read directly.
     """
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -108,6 +106,7 @@ def _tiff_size(path: str | os.PathLike) -> tuple[int, int] | None:
 
 def decode_checked(buf: np.ndarray, flags: int) -> np.ndarray | None:
     """``cv2.imdecode(buf, flags)``; for JPEG data, DecodeError ``corrupt_data`` when libjpeg reports data loss."""
+    # OpenCV only to decode compressed frames: the node's torch-free helpers import this module
     import cv2
 
     if not bytes(buf[:3]) == JPEG_MAGIC:

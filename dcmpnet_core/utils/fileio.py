@@ -62,6 +62,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    # torch only for checkpoints: the torch-free data generator and CLI import this module
     import torch
 
     with atomic_path(path) as tmp:
@@ -74,6 +75,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def atomic_write_png(path: str | os.PathLike, rgb: Any) -> Path:
     """Write an (H,W,3) uint8 RGB image as PNG, atomically."""
+    # OpenCV only for PNGs: the torch-free helpers and the CLI import this module
     import cv2
     import numpy as np
 

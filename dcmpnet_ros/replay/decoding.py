@@ -5,6 +5,8 @@ import contextlib
 import io
 from typing import Any, Callable, NamedTuple
 
+from rosbags.convert.converter import generate_message_converter
+
 from ..conversions import MessageRejected, copy_camera_info, decode_message
 from .topics import CAMERA_INFO_TYPE, IMAGE_TYPE
 
@@ -74,7 +76,6 @@ class MessageDecoder:
         """Converter from a connection's raw bytes to CDR, and the typestore that deserialises the result."""
         if self.reader.is2:
             return _Source(lambda raw: raw, self.reader.typestore)
-        from rosbags.convert.converter import generate_message_converter
 
         with contextlib.redirect_stdout(io.StringIO()):      # rosbags reports migrations by printing
             conv = generate_message_converter(self.reader.typestore, self.out_ts, conn.msgtype, conn.msgtype,

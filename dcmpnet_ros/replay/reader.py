@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
+import yaml
+from rosbags.convert.converter import LATCH
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import ConnectionExtRosbag2
+
 from .decoding import MessageDecoder
 from .errors import BagError
 from .report import TopicReport
@@ -36,7 +41,6 @@ def input_format(path: Path) -> tuple[str, str | None]:
     meta = path / "metadata.yaml"
     if not meta.is_file():
         raise BagError(f"INPUT: expected a rosbag2 directory with a metadata.yaml, but {meta} does not exist")
-    import yaml
 
     try:
         info = yaml.safe_load(meta.read_text(encoding="utf-8"))["rosbag2_bagfile_information"]
@@ -51,8 +55,6 @@ def input_format(path: Path) -> tuple[str, str | None]:
 @contextlib.contextmanager
 def open_input(path: Path, typestore: Any) -> Iterator[Any]:
     """The opened rosbags AnyReader; BagError naming the input and the cause when its storage cannot be read."""
-    from rosbags.highlevel import AnyReader
-
     reader = AnyReader([path], default_typestore=typestore)
     try:
         reader.open()
@@ -72,9 +74,6 @@ def conn_key(conn: Any) -> tuple[int, int]:
 
 def qos_profiles(conns: Iterable[Any]) -> list:
     """The offered QoS profiles of the first of ``conns`` (ROS 1: latching mapped to transient local)."""
-    from rosbags.convert.converter import LATCH
-    from rosbags.interfaces import ConnectionExtRosbag2
-
     for conn in conns:
         if isinstance(conn.ext, ConnectionExtRosbag2):
             return list(conn.ext.offered_qos_profiles)

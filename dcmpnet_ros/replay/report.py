@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from tqdm import tqdm
+
 from ..diagnostics import DropCounter
 from .decoding import MIN_SIDE
 from .topics import OutputTopics, camera_info_topic_for
@@ -151,7 +153,5 @@ class ReplaySummary:
 
 def progress_bar(total: int, enabled: bool) -> Any:
     """A tqdm bar over ``total`` frames on stderr (a silent one unless ``enabled``)."""
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="frame", desc="dehazing", disable=not enabled, dynamic_ncols=True,
                 smoothing=0.1)

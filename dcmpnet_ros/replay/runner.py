@@ -11,6 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from rosbags.typesys import Stores, get_typestore
+
 from ..conversions import DEFAULT_MAX_PIXELS
 from .decoding import MessageDecoder
 from .errors import BagError
@@ -73,8 +75,6 @@ class BagReplay:
 
         Lets a caller fail fast, before loading a model; returns the (empty) per-topic reports of the plan.
         """
-        from rosbags.typesys import Stores, get_typestore
-
         with open_input(self.input_path, get_typestore(Stores.ROS2_HUMBLE)) as reader:
             plan = plan_topics(reader, self.input_path, self.image_topics, self.copy_all_topics)
             return [p.report for p in plan.values()]
@@ -116,8 +116,6 @@ class BagReplay:
         return summary
 
     def _run(self, built: Path, out_storage: str) -> ReplaySummary:
-        from rosbags.typesys import Stores, get_typestore
-
         out_ts = get_typestore(Stores.ROS2_HUMBLE)
         writer = open_writer(built, out_storage, self.compression)
         with open_input(self.input_path, out_ts) as reader:

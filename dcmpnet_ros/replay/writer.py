@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from rosbags.convert.converter import create_connections_converters
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from dcmpnet_core.utils.fileio import replace_dir
 
@@ -113,8 +115,6 @@ def publish(built: Path, output: Path) -> None:
 
 def open_writer(path: Path, storage: str, compression: str) -> Any:
     """An unopened rosbags Writer of a rosbag2 at ``path`` ("sqlite3" or "mcap"; compression none/file/message)."""
-    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
     if compression != "none":
@@ -235,8 +235,6 @@ def add_connections(writer: Any, reader: Any, plan: dict[str, TopicPlan], out_ts
 
 
 def _add_copies(writer: Any, reader: Any, out_ts: Any, conns: OutputConnections) -> None:
-    from rosbags.convert.converter import create_connections_converters
-
     for conn in reader.connections:
         try:
             with contextlib.redirect_stdout(io.StringIO()):   # rosbags reports type migrations by printing

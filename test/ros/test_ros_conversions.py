@@ -423,9 +423,11 @@ def test_ros_free_modules_import_neither_ros_nor_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     roots = {m.split(".")[0] for m in res.stdout.split()}
     assert not roots & {"rclpy", "sensor_msgs", "std_msgs", "cv_bridge", "diagnostic_msgs", "torch"}
-    # Only the torch-free decoding helpers (pixel budget, corrupt-JPEG check) are shared with dcmpnet_core.
+    # Only torch-free helpers are shared with dcmpnet_core: decoding (pixel budget, corrupt-JPEG check), the engine
+    # option spec and the config builder (the node's parameter table and its checks).
     core_modules = {m for m in res.stdout.split() if m.startswith("dcmpnet_core")}
-    assert core_modules <= {"dcmpnet_core", "dcmpnet_core.utils", "dcmpnet_core.utils.decoding"}
+    assert core_modules <= {"dcmpnet_core", "dcmpnet_core.utils", "dcmpnet_core.utils.decoding",
+                            "dcmpnet_core.utils.config", "dcmpnet_core.inference", "dcmpnet_core.inference.options"}
 
 
 def test_bayer16_big_endian_matches_little_endian(k, rgb):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import os
 import shutil
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from ...utils.fileio import replace_dir
 from ...utils.visualize import depth_to_color
@@ -142,8 +144,6 @@ def write_dataset(out: str | Path, count: int, size: tuple[int, int], seed: int 
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool) -> None:
-    from tqdm import tqdm
-
     bar = tqdm(total=len(jobs), desc="synth", unit="img", disable=not progress, mininterval=0.5)
     try:
         if workers == 1:
@@ -151,8 +151,6 @@ def _run_jobs(jobs: list, workers: int, progress: bool) -> None:
                 _write_one(j)
                 bar.update(1)
         else:
-            import multiprocessing as mp
-
             # spawn: fresh interpreters, so OpenCV's thread pool is never inherited across fork
             with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_write_one, jobs, chunksize=4):
