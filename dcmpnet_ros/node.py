@@ -157,7 +157,7 @@ class DehazeRos:
         self._pub_haze = create_publisher(RelativeHumidity, "dehazed/haze_level", out_qos)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._camera_info: CameraInfo | None = None
-        self._input_topic = "image/compressed" if p.input_transport == "compressed" else "image"
+        self._input_topic = self._compressed_topic() if p.input_transport == "compressed" else "image"
         self.pipeline = FramePipeline(engine, p, self._publish_result, self.get_logger().warning,
                                       now_ns=lambda: self.get_clock().now().nanoseconds)
         self._subscriptions_: list = []
@@ -167,6 +167,16 @@ class DehazeRos:
                  + (f"; torch threads {threads}" if threads is not None else "")
                  + (f"; warm-up {p.warmup_width}x{p.warmup_height} took {warm_ms:.0f} ms" if warm_ms else ""))
         log.info(depth_mode_line(p))
+
+    def _compressed_topic(self) -> str:
+        """``image/compressed`` as remapped; if it is not remapped, the remapped ``image`` + ``/compressed``.
+
+        image_transport's rule: ``image:=/cam/image_raw`` alone makes the compressed input /cam/image_raw/compressed.
+        """
+        remapped = self.resolve_topic_name("image/compressed")
+        if remapped != self.resolve_topic_name("image/compressed", only_expand=True):
+            return remapped
+        return self.resolve_topic_name("image").rstrip("/") + "/compressed"
 
     def _subscribe(self) -> None:
         p = self.params

@@ -142,8 +142,8 @@ class Node:
     def get_clock(self) -> Any:
         return _Plain(now=lambda: _Time(time.time_ns()))
 
-    def resolve_topic_name(self, topic: str) -> str:
-        return "/" + topic
+    def resolve_topic_name(self, topic: str, *, only_expand: bool = False) -> str:
+        return "/" + topic          # no remapping here: expanded and resolved names are the same
 
     def get_fully_qualified_name(self) -> str:
         return "/" + self.name

@@ -107,10 +107,12 @@ def test_run_time_parameters_are_validated_and_applied(probe, make_node):
     ok, = _set(probe, inference_scale=0.5)
     assert ok.successful and node.params.inference_scale == 0.5 and node.dehazer.inference_scale == 0.5
     bad, = _set(probe, inference_scale=1.5)
-    assert not bad.successful and bad.reason.startswith("inference_scale: expected > 0 and <= 1")
+    # rclpy checks the descriptor's range before the node's callback sees the value, and says so in one line
+    assert not bad.successful and "inference_scale" in bad.reason and "out of range" in bad.reason
     assert node.params.inference_scale == 0.5
     wrong_type, = _set(probe, max_pixels="many")
-    assert not wrong_type.successful and wrong_type.reason.startswith("max_pixels: expected int")
+    # typed parameters: rclpy refuses the wrong type itself ("Wrong parameter type, expected 'Type.INTEGER' ...")
+    assert not wrong_type.successful and "INTEGER" in wrong_type.reason and "STRING" in wrong_type.reason
     fixed, = _set(probe, backend="dcmpnet")
     assert not fixed.successful and "backend" in fixed.reason
     # Typed parameters: an integer for a double is refused by rclpy (as `ros2 param set ... 20` would be).

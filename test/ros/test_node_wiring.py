@@ -102,7 +102,7 @@ def test_image_transport_alias_subscribes_compressed(nodes):
     node_mod, _ = nodes
     n = node_mod.DehazeNode(parameter_overrides=_overrides(image_transport="compressed", use_camera_info=False))
     try:
-        assert set(n.subscriptions) == {"image/compressed"}
+        assert set(n.subscriptions) == {"/image/compressed"}      # image_transport: the resolved image + /compressed
     finally:
         n.destroy_node()
 
