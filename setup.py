@@ -1,6 +1,7 @@
 """dcmpnet_ros: an ament_python package that also installs with plain pip (no ROS needed)."""
 import importlib.util
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -45,7 +46,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="DCMPNet dehazing + depth estimation for ROS 2 and plain Python",
-    long_description=open("README.md", encoding="utf-8").read(),
+    # beside the real setup.py: `colcon build --symlink-install` runs a symlink of it from build/, without README
+    long_description=(Path(__file__).resolve().parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
