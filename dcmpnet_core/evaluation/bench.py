@@ -23,6 +23,7 @@ from torch import nn
 from ..inference.engine import Dehazer
 from ..inference.fastpath import InferenceRunner, prepare_for_inference
 from ..models.dcmpnet import DCMPNet
+from .metrics import psnr
 
 
 @dataclass
@@ -70,14 +71,10 @@ def _time(fn: Callable[[], object], warmup: int, repeat: int, sync: Callable[[],
     return times
 
 
-def _psnr_unit(mse: float) -> float:
-    """PSNR in dB of images in [0, 1] from their mean squared error."""
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two network outputs in [-1, 1] (clamped), measured in [0, 1] units."""
-    return _psnr_unit(float(((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).mean()))
+    """PSNR (:func:`metrics.psnr`) of two network outputs in [-1, 1] (clamped), in [0, 1] units, over the batch."""
+    a, b = ((x.detach().float().cpu().clamp(-1, 1).reshape(1, -1, *x.shape[-2:]) + 1) / 2 for x in (a, b))
+    return float(psnr(a, b)[0])
 
 
 def run_benchmark(model: DCMPNet, height: int, width: int, device: str = "cpu", modes: Sequence[str] = ("fast",),
@@ -187,7 +184,8 @@ def run_engine_benchmark(model: DCMPNet, height: int, width: int, device: str = 
                                      f"failed: {str(exc).splitlines()[0][:80]}"))
                 continue
             rows.append(_row(label, times, ref_median, float(np.abs(out - ref).max()),
-                             _psnr_unit(float(((out - ref) ** 2).mean())), 1, statistics.median(hosts[-repeat:])))
+                             float(psnr(*(torch.from_numpy(x).permute(2, 0, 1)[None] for x in (out, ref)))[0]), 1,
+                             statistics.median(hosts[-repeat:])))
     return rows
 
 
