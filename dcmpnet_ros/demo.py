@@ -260,8 +260,8 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, frames: int = len(SCENES), we
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames: expected an integer >= 1, got {frames!r}")
-    if backend not in ("auto", "dcmpnet", "dcp"):
-        raise ValueError(f"backend: expected auto, dcmpnet or dcp, got {backend!r}")
+    if backend not in ("auto", *BACKENDS):
+        raise ValueError(f"backend: expected one of {', '.join(('auto', *BACKENDS))}, got {backend!r}")
     out = Path(out)
     _prepare_out_dir(out)
     dehazer, engine_note = choose_engine(weights, backend, device)

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from dcmpnet_core.cli.common import CommandError, add_engine_arguments, parse_size
 from dcmpnet_ros.conversions import decode_image, encode_depth, encode_image
 from dcmpnet_ros.params import NodeParams
 from dcmpnet_ros.pipeline import FramePipeline, apply_torch_threads, load_engine
@@ -113,10 +114,7 @@ def _frames(height: int, width: int, count: int = 4) -> list[np.ndarray]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dcmpnet_ros.pipeline_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default="", help="checkpoint (default: the bundled weights)")
-    parser.add_argument("--backend", default="dcmpnet", choices=["dcmpnet", "dcp"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--max-pixels", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    add_engine_arguments(parser, ["backend", "precision", "device", "max_pixels"], defaults={"device": "cpu"})
     parser.add_argument("--size", default="480x640", help="HxW of the camera frames (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (default: %(default)s)")
@@ -124,11 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="torch thread counts to compare (0: torch's default)")
     args = parser.parse_args(argv)
     try:
-        height, width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--size: expected HxW, e.g. 480x640, got {args.size!r}")
+        height, width = parse_size(args.size)
+    except CommandError as exc:
+        parser.error(str(exc))
     params = NodeParams(weights=args.weights, backend=args.backend, precision=args.precision, device=args.device,
-                        max_pixels=args.max_pixels)
+                        max_pixels=args.max_pixels or 0)
     engine = load_engine(params)
     frames = _frames(height, width)
     print("| torch threads | engine alone (fps) | pipeline out (Hz) | out / min(engine, camera) | "

@@ -49,6 +49,7 @@ from torch import nn
 from ..models.dcmpnet import DCMPNet
 from ..models.layers import DoubleConv, RescaleNorm, WindowAttention
 from .device import is_out_of_memory
+from .options import NETWORK_MODES
 
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -81,7 +82,7 @@ class FastPaths:
         return cls(fold_bn=True, channels_last=not cuda, sdpa=True, cudnn_benchmark=cuda)
 
 
-MODES = ("eager", "fast", "compile", "cuda_graphs")
+MODES = NETWORK_MODES
 # Mode suffixes for measuring one choice against another (``fast+nhwc``, ``cuda_graphs+nchw``).
 LAYOUT_SUFFIXES = {"nhwc": True, "nchw": False}
 

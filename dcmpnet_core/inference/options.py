@@ -80,6 +80,9 @@ class EngineOption:
             raise argparse.ArgumentTypeError(exc.detail) from None
 
 
+#: The network's execution modes (``auto`` picks among them): eager, every exact fast path, torch.compile, CUDA graphs.
+NETWORK_MODES: tuple[str, ...] = ("eager", "fast", "compile", "cuda_graphs")
+
 _SPECS = (
     EngineOption("device", str, "auto", "torch device: auto (CUDA when available), cpu, cuda or cuda:N",
                  Check(pattern=r"auto|cpu|cuda(:\d+)?", pattern_text="auto, cpu, cuda or cuda:N")),
@@ -90,7 +93,7 @@ _SPECS = (
     EngineOption("mode", str, "auto", "inference fast paths: auto (every exact one: folded BatchNorm, "
                  "channels_last, fused attention), eager (none), fast (= auto), compile (adds torch.compile: slow "
                  "start), cuda_graphs (GPU, fixed frame size)",
-                 Check(choices=("auto", "eager", "fast", "compile", "cuda_graphs"))),
+                 Check(choices=("auto", *NETWORK_MODES))),
     EngineOption("refine", str, "auto", "post-processing of a full-resolution restoration: guided (re-expressed "
                  "as a local affine map of the input), none, or auto (what the checkpoint's metadata says)",
                  Check(choices=("auto", "none", "guided"))),
