@@ -9,7 +9,9 @@ Needs a sourced ROS 2 (rclpy). In one run, on one machine:
 
     python -m dcmpnet_ros.node_bench --params-file config/dehaze_cpu_live.yaml --rate 30 --seconds 20
 
-The ratio columns are the issue's targets: node rate / min(engine rate, camera rate) and frame age / engine
+The last two columns are the node's own diagnostics (``/diagnostics``): its inference latency, and the frame age
+when it publishes; the rest of the measured age is the way back to the subscriber. The ratio columns are the
+issue's targets: node rate / min(engine rate, camera rate) and frame age / engine
 latency. The camera and the measuring subscriber run in this process, with one executor thread, as a camera
 driver and a detector would in theirs.
 """
@@ -27,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -48,6 +51,8 @@ class CameraAndProbe(Node):
         self._n = 0
         self._pub = self.create_publisher(Image, "image", qos_profile_sensor_data)
         self.create_subscription(Image, "dehazed/image", self._on_output, qos_profile_sensor_data)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.node_view: dict[str, str] = {}            # the node's own last diagnostics (key -> value)
         self.create_timer(1.0 / rate_hz, self._tick)
         self.sent = 0
         self.ages_ms: list[float] = []
@@ -64,6 +69,19 @@ class CameraAndProbe(Node):
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.ages_ms.append((now - stamp) / 1e6)
         self.arrivals.append(time.monotonic())
+
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if "dehaze_node" in status.name:
+                self.node_view = {kv.key: kv.value for kv in status.values}
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -109,7 +127,10 @@ def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, se
             executor.spin_once(timeout_sec=0.05)
         elapsed = time.monotonic() - start
         ages = list(probe.ages_ms)
+        view = probe.node_view
         return {"input_hz": (probe.sent - sent0) / elapsed, "output_hz": len(ages) / elapsed,
+                "node_age_mean_ms": _number(view.get("frame age mean (ms)")),
+                "node_latency_mean_ms": _number(view.get("inference latency mean (ms)")),
                 "age_median_ms": statistics.median(ages), "age_p95_ms": _percentile(ages, 0.95),
                 "age_max_ms": max(ages)}
     finally:
@@ -156,15 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"camera {width}x{height} rgb8 at {args.rate:g} Hz; {args.seconds:g} s per measurement; "
               f"{'lifecycle' if args.lifecycle else 'plain'} node; {os.cpu_count()} CPUs")
         print("| parameters | engine alone (fps) | engine latency (ms) | node out (Hz) | node / min(engine, camera) | "
-              "frame age median (ms) | p95 | max | age median / engine latency |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "frame age median (ms) | p95 | max | age median / engine latency | node's own view: inference "
+              "latency mean (ms) | frame age at publish, mean (ms) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for path in args.params_file:
             params = load_params_yaml(path)
             fps, latency = engine_alone(params, frames, args.seconds)
             run = measure_node(path, frames, args.rate, args.seconds, args.lifecycle)
             print(f"| {path.name} | {fps:.2f} | {latency:.1f} | {run['output_hz']:.2f} | "
                   f"{run['output_hz'] / min(fps, args.rate):.2f} | {run['age_median_ms']:.1f} | "
-                  f"{run['age_p95_ms']:.1f} | {run['age_max_ms']:.1f} | {run['age_median_ms'] / latency:.2f} |",
+                  f"{run['age_p95_ms']:.1f} | {run['age_max_ms']:.1f} | {run['age_median_ms'] / latency:.2f} | "
+                  f"{run['node_latency_mean_ms']:.1f} | {run['node_age_mean_ms']:.1f} |",
                   flush=True)
     finally:
         rclpy.try_shutdown()

@@ -27,9 +27,11 @@ def test_node_bench_measures_the_node_against_its_engine(tmp_path):
     assert len(rows) == 1, res.stdout
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     engine_fps, latency_ms, node_hz, rate_ratio = (float(c) for c in cells[1:5])
-    age_median, age_p95, age_max, age_ratio = (float(c) for c in cells[5:9])
+    age_median, age_p95, age_max, age_ratio, node_latency, node_age = (float(c) for c in cells[5:11])
     # a 160x120 classical dehaze is far faster than a 10 Hz camera: the node keeps the camera's rate
     assert engine_fps > 10 and latency_ms > 0
     assert 7.0 <= node_hz <= 11.0 and rate_ratio == pytest.approx(node_hz / 10.0, abs=0.02)
     assert 0 < age_median <= age_p95 <= age_max and age_ratio == pytest.approx(age_median / latency_ms, rel=0.1,
                                                                                 abs=0.05)
+    # the node's own diagnostics: a frame's age at publish includes its inference latency
+    assert 0 < node_latency <= node_age
