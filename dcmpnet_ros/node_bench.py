@@ -3,7 +3,8 @@
 Needs a sourced ROS 2 (rclpy). In one run, on one machine:
 
 1. the engine alone, in this process, with the parameters file's settings: frames per second and latency;
-2. ``dehaze_node`` (or ``dehaze_lifecycle_node``, brought to active) as a separate process with the same file;
+2. ``dehaze_node`` (or ``dehaze_lifecycle_node``, configured and activated through its change_state service) as a
+   separate process with the same file;
    this process publishes 640x480 rgb8 frames at ``--rate`` Hz on ``image`` (stamped with the ROS clock) and
    subscribes ``dehazed/image``: output rate, and frame age (publish of the output minus the input's stamp).
 
@@ -30,6 +31,8 @@ from typing import Sequence
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -95,10 +98,27 @@ def _start_node(params_file: Path, lifecycle: bool, env: dict) -> subprocess.Pop
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _activate_lifecycle(env: dict) -> None:
-    for transition in ("configure", "activate"):
-        subprocess.run(["ros2", "lifecycle", "set", "/dehaze_node", transition], env=env, check=True,
-                       capture_output=True, timeout=300)
+def _activate_lifecycle(probe: Node, executor: SingleThreadedExecutor, timeout: float) -> None:
+    """configure, then activate /dehaze_node through its change_state service (as a lifecycle manager does)."""
+    client = probe.create_client(ChangeState, "/dehaze_node/change_state")
+    try:
+        deadline = time.monotonic() + timeout
+        while not client.service_is_ready():                   # the node process is still importing
+            if time.monotonic() > deadline:
+                raise RuntimeError("the lifecycle node's change_state service did not appear")
+            executor.spin_once(timeout_sec=0.1)
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            request = ChangeState.Request()
+            request.transition.id = transition
+            future = client.call_async(request)
+            while not future.done():                          # configure loads the model and warms it up
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"lifecycle transition {transition} did not finish")
+                executor.spin_once(timeout_sec=0.1)
+            if not future.result().success:
+                raise RuntimeError(f"lifecycle transition {transition} failed (see the node's log)")
+    finally:
+        probe.destroy_client(client)
 
 
 def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, seconds: float,
@@ -111,7 +131,7 @@ def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, se
     executor.add_node(probe)
     try:
         if lifecycle:
-            _activate_lifecycle(env)
+            _activate_lifecycle(probe, executor, startup_timeout)
         deadline = time.monotonic() + startup_timeout
         while not probe.ages_ms:                               # model load + warm-up, then the first output
             if node.poll() is not None or time.monotonic() > deadline:
@@ -143,8 +163,15 @@ def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, se
             node.kill()
 
 
-def engine_alone(params: NodeParams, frames: list[np.ndarray], seconds: float) -> tuple[float, float]:
-    """The engine's frames per second and median latency (ms) with the node's parameters, in this process."""
+def engine_alone(params: NodeParams, frames: list[np.ndarray], seconds: float,
+                 default_threads: int | None = None) -> tuple[float, float]:
+    """The engine's frames per second and median latency (ms) with the node's parameters, in this process.
+
+    ``default_threads``: torch's own thread count, restored first so that ``torch_threads: 0`` means the default
+    here as it does in a fresh node process (an earlier parameters file may have changed it).
+    """
+    if default_threads:
+        apply_torch_threads(default_threads)
     threads = apply_torch_threads(params.torch_threads)
     engine = load_engine(params)
     fps = engine_fps(engine, frames, seconds)
@@ -172,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("ROS_DISTRO") == "humble":                # Humble has no discovery range
         os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
     frames = _frames(height, width)
+    default_threads = apply_torch_threads(0)           # torch's default, before any parameters file changes it
     rclpy.init()
     try:
         print(f"camera {width}x{height} rgb8 at {args.rate:g} Hz; {args.seconds:g} s per measurement; "
@@ -182,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for path in args.params_file:
             params = load_params_yaml(path)
-            fps, latency = engine_alone(params, frames, args.seconds)
+            fps, latency = engine_alone(params, frames, args.seconds, default_threads)
             run = measure_node(path, frames, args.rate, args.seconds, args.lifecycle)
             print(f"| {path.name} | {fps:.2f} | {latency:.1f} | {run['output_hz']:.2f} | "
                   f"{run['output_hz'] / min(fps, args.rate):.2f} | {run['age_median_ms']:.1f} | "

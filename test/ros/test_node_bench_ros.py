@@ -14,13 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.ros
-def test_node_bench_measures_the_node_against_its_engine(tmp_path):
+@pytest.mark.parametrize("lifecycle", [False, True], ids=["plain", "lifecycle"])
+def test_node_bench_measures_the_node_against_its_engine(tmp_path, lifecycle):
     params = tmp_path / "dcp.yaml"
     params.write_text("/**/dehaze_node:\n  ros__parameters:\n    backend: dcp\n    device: cpu\n"
                       "    bypass_below: 0.0\n    warmup_width: 160\n    warmup_height: 120\n", encoding="utf-8")
     env = dict(os.environ, ROS_DOMAIN_ID=str(150 + os.getpid() % 50))
+    flags = ["--lifecycle"] if lifecycle else []
     res = subprocess.run([sys.executable, "-m", "dcmpnet_ros.node_bench", "--params-file", str(params),
-                          "--rate", "10", "--seconds", "3", "--size", "120x160"],
+                          "--rate", "10", "--seconds", "3", "--size", "120x160", *flags],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [line for line in res.stdout.splitlines() if line.startswith("| dcp.yaml |")]

@@ -69,5 +69,6 @@ def test_cpu_live_profile_is_a_valid_partial_parameter_file():
     assert set(section) <= set(PARAMETERS)
     params = load_params_yaml(path)
     assert (params.precision, params.mode, params.max_pixels) == ("bf16", "auto", 76800)
+    assert (params.torch_threads, params.warmup_width, params.warmup_height) == (1, 640, 480)
     defaults = NodeParams.from_mapping({})
     assert params.weights == defaults.weights and params.backend == defaults.backend
