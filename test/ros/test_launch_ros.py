@@ -17,6 +17,7 @@ rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source /opt/ro
 pytestmark = pytest.mark.ros
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from ros_graph import (  # noqa: E402
     DIAG_PREFIX,
     LaunchedProcess,
@@ -31,6 +32,7 @@ from ros_graph import (  # noqa: E402
     photo,
 )
 from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 try:
     get_package_share_directory("dcmpnet_ros")
@@ -250,3 +252,36 @@ def test_default_weights_with_the_installed_cpu_live_profile(ros):
         got = image_array(image).astype(np.float64)
         assert np.abs(got - expected.dehazed).mean() < 1.0, "the node's result is the library's, same settings"
         assert np.abs(got - rgb).mean() > 2, "the output must differ from the input"
+
+
+def test_lifecycle_launch_with_weights_device_log_level_and_output_topics(ros, tmp_path):
+    """lifecycle:=true (autostart) with every override argument: weights, device, log_level, output topics."""
+    import torch
+
+    from dcmpnet_core.checkpoints.builder import save_model
+    from dcmpnet_core.inference.engine import Dehazer
+    from dcmpnet_core.models.dcmpnet import DCMPNet
+
+    torch.manual_seed(3)
+    weights = tmp_path / "my_model.pt"                  # not the bundled weights: the output shows which were used
+    save_model(DCMPNet("tiny"), weights)
+    args = ["lifecycle:=true", f"weights:={weights}", "device:=cpu", "log_level:=debug", "namespace:=lc",
+            "image_topic:=/lc_cam/image_raw", "dehazed_image_topic:=/perception/image",
+            "dehazed_depth_topic:=/perception/depth"]
+    with launched(args, "launch_probe_lc", camera="/lc_cam", subscribe_outputs=False) as (probe, proc):
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
+        probe.create_subscription(Image, "/perception/image", probe.received["image"].append, qos)
+        probe.create_subscription(Image, "/perception/depth", probe.received["depth"].append, qos)
+        probe.wait_for_node("/lc_cam/image_raw", timeout=120)            # configured and activated by the launch
+        rgb = hazy_photo("coffee", (96, 128))
+        sent, out = probe.send_until_output(lambda sec: image_msg(rgb, "rgb8", sec), probe.pub_image, 9000,
+                                            timeout=60, kinds=("image", "depth"))
+        assert out["image"].header.stamp.sec == sent.header.stamp.sec
+        got = image_array(out["image"]).astype(np.float64)
+        expected = Dehazer.from_checkpoint(weights, device="cpu")(rgb).dehazed
+        bundled = Dehazer.from_checkpoint(None, device="cpu")(rgb).dehazed
+        assert np.abs(got - expected).mean() < 1.0 < np.abs(got - bundled).mean(), "weights:= is the model used"
+        assert probe.count_publishers("/lc/dehazed/image") == 0, "the output was remapped away from dehazed/image"
+        assert "active: subscribed to /lc_cam/image_raw" in proc.output, proc.output
+        assert "[DEBUG]" in proc.output, "log_level:=debug reaches the node"
+        assert "device='cpu'" in proc.output, proc.output
