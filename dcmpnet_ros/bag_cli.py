@@ -12,10 +12,11 @@ from dcmpnet_core.cli.common import (
     CommandError,
     add_bypass_arguments,
     add_engine_arguments,
+    add_input_budget_argument,
     check_bypass_arguments,
+    check_input_budget,
     engine_kwargs,
 )
-from dcmpnet_core.utils.decoding import DEFAULT_MAX_INPUT_PIXELS
 
 EPILOG = """\
 output topics:
@@ -54,9 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also copy every input topic unchanged (source images included)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT rosbag2")
     add_engine_arguments(p, ["max_pixels"])
-    p.add_argument("--max-input-pixels", type=int, default=DEFAULT_MAX_INPUT_PIXELS, metavar="N",
-                   help="pixel budget: frames whose header declares more than N pixels are skipped (too_large) "
-                        "before decoding (default: %(default)s)")
+    add_input_budget_argument(p, "frames whose header declares more than N pixels are skipped (too_large) "
+                                 "before decoding")
     add_engine_arguments(p, ["inference_scale"])
     p.add_argument("--no-depth", action="store_true", help="do not write the depth topic(s)")
     add_bypass_arguments(p)
@@ -65,12 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # here, not at the top: `dcmpnet --help` must not import NumPy, OpenCV and rosbags
+    check_input_budget(args)
+    check_bypass_arguments(args)
+    # here, not at the top: `dcmpnet --help` must not import OpenCV and rosbags
     from .replay import BagError, BagReplay, BagWriteError, stop_on_signals
 
-    if args.max_input_pixels < 256:
-        raise CommandError(f"--max-input-pixels: expected an integer >= 256 (16x16), got {args.max_input_pixels}")
-    check_bypass_arguments(args)
     if args.weights and args.backend == "dcp":
         raise CommandError("--weights and --backend dcp do not go together: the dark channel prior uses no weights")
     if args.weights and not Path(args.weights).is_file():

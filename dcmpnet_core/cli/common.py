@@ -1,7 +1,7 @@
 """What the ``dcmpnet`` commands share: the one-line error, frame sizes, the engine and pass-through options.
 
-Light on purpose (no torch, NumPy or OpenCV): every command module imports it at the top, and ``dcmpnet --help``
-imports every command module.
+Light on purpose (no torch or OpenCV; NumPy only through the pixel-budget constants of utils.decoding): every
+command module imports it at the top, and ``dcmpnet --help`` imports every command module.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import argparse
 from typing import Any, Sequence
 
 from ..inference.options import DEFAULT_BYPASS_BAND, DEFAULT_BYPASS_BELOW, ENGINE_OPTIONS
+from ..utils.decoding import DEFAULT_MAX_INPUT_PIXELS, MIN_MAX_INPUT_PIXELS
 
 
 class CommandError(Exception):
@@ -73,6 +74,22 @@ def check_bypass_arguments(args: argparse.Namespace) -> None:
         raise CommandError(f"--bypass-below: expected a haze level in [0, 1), got {args.bypass_below}")
     if not 0.0 <= args.bypass_band <= 1.0:
         raise CommandError(f"--bypass-band: expected a number in [0, 1], got {args.bypass_band}")
+
+
+def add_input_budget_argument(parser: argparse.ArgumentParser, refused: str) -> None:
+    """Add ``--max-input-pixels``, the pixel budget checked from headers before decoding.
+
+    ``refused``: what happens to an input over the budget, in the command's words.
+    """
+    parser.add_argument("--max-input-pixels", type=int, default=DEFAULT_MAX_INPUT_PIXELS, metavar="N",
+                        help=f"pixel budget: {refused} (default: %(default)s)")
+
+
+def check_input_budget(args: argparse.Namespace) -> None:
+    """CommandError when ``--max-input-pixels`` is below the smallest frame the engine takes."""
+    if args.max_input_pixels < MIN_MAX_INPUT_PIXELS:
+        raise CommandError(f"--max-input-pixels: expected an integer >= {MIN_MAX_INPUT_PIXELS} (16x16), got "
+                           f"{args.max_input_pixels}")
 
 
 def engine_kwargs(args: argparse.Namespace, names: Sequence[str] = tuple(ENGINE_OPTIONS)) -> dict[str, Any]:

@@ -32,12 +32,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..utils.decoding import DEFAULT_MAX_INPUT_PIXELS
 from .common import (
     CommandError,
     add_bypass_arguments,
     add_engine_arguments,
+    add_input_budget_argument,
     check_bypass_arguments,
+    check_input_budget,
     engine_kwargs,
 )
 
@@ -51,9 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help="DCMPNet checkpoint (default: the bundled weights, if installed)")
     add_engine_arguments(p, ["device", "precision", "backend", "mode", "refine", "max_pixels", "inference_scale"])
-    p.add_argument("--max-input-pixels", type=int, default=DEFAULT_MAX_INPUT_PIXELS, metavar="N",
-                   help="pixel budget: refuse any image or video whose header declares more than N pixels, before "
-                        "decoding it (default: %(default)s)")
+    add_input_budget_argument(p, "refuse any image or video whose header declares more than N pixels, before "
+                                 "decoding it")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="frames per forward pass; same-size frames are batched (default: %(default)s)")
     p.add_argument("--video-out", action="store_true",
@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_bypass_arguments(args)
-    if args.max_input_pixels < 256:
-        raise CommandError(f"--max-input-pixels: expected an integer >= 256 (16x16), got {args.max_input_pixels}")
+    check_input_budget(args)
     if args.weights is not None and args.backend == "dcp":
         raise CommandError("--weights has no effect with --backend dcp (the dark channel prior uses no weights)")
 
