@@ -166,7 +166,6 @@ def _specs() -> dict[str, ParamSpec]:
 
 #: Every node parameter, in declaration order.
 PARAMETERS: dict[str, ParamSpec] = _specs()
-_CHECKS = {name: spec.check for name, spec in PARAMETERS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +221,8 @@ class NodeParams:
             raise TypeError(f"values: expected a mapping of parameter names, got {type(values).__name__}")
         values = {k: v for k, v in values.items()
                   if k not in ROS_BUILTIN_PARAMETERS and not str(k).startswith(ROS_BUILTIN_PREFIXES)}
-        return build(cls, values, "", checks=_CHECKS, error=ParameterError, noun="parameter")
+        # build refuses unknown names and converts types; __post_init__ applies each parameter's allowed values
+        return build(cls, values, "", error=ParameterError, noun="parameter")
 
     def replace(self, **changes: Any) -> NodeParams:
         """A copy with ``changes`` applied and validated (for parameter updates at run time)."""
