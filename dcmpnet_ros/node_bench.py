@@ -73,7 +73,6 @@ class CameraAndProbe(Node):
         self.ages_ms.append((now - stamp) / 1e6)
         self.arrivals.append(time.monotonic())
 
-
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if "dehaze_node" in status.name:

@@ -92,12 +92,10 @@ class Job:
     renamed: str = ""  # why the prefix is not the plain stem ("" when it is)
 
 
-
 def _write_npy(path: Path, array) -> None:
     buf = io.BytesIO()
     np.save(buf, array)
     atomic_write_bytes(path, buf.getvalue())
-
 
 
 def collect_jobs(inputs: list[Path], outdir: Path, video_out: bool = False) -> tuple[list[Job], list[str]]:
@@ -171,14 +169,12 @@ def plan_outputs(found: list[tuple[Path, Path]], video_out: bool) -> list[Job]:
     return jobs
 
 
-
 def write_haze_csv(path: Path, rows: list[tuple[str, float, float, str]]) -> None:
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(["input", "haze_level", "weight", "mode"])
     out.writerows([name, f"{level:.4f}", f"{weight:.4f}", mode] for name, level, weight, mode in rows)
     atomic_write_bytes(path, buf.getvalue().encode())
-
 
 
 def check_output_folder(outdir: Path) -> None:
@@ -192,7 +188,6 @@ def check_output_folder(outdir: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise BatchError(f"cannot write to {outdir}: {exc.strerror or exc}") from None
-
 
 
 class BatchRunner:
@@ -328,7 +323,6 @@ class BatchRunner:
             cap.release()
             self.engine.reset_stream(str(job.path))
         self.frames += done
-
 
     def _next_frame(self, cap, job: Job, index: int):
         """The next frame as RGB, or None at the end; a frame over the pixel budget or undecodable ends the video."""

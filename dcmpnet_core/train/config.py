@@ -129,7 +129,6 @@ class OptimConfig:
                  f"optim.betas: expected two values in [0, 1), got {self.betas}")
 
 
-
 @dataclass(frozen=True)
 class ScheduleConfig:
     """The ``train:`` section: batch, length, device and numerics.
@@ -165,7 +164,6 @@ class ScheduleConfig:
                  "train: set train.epochs or train.max_steps (the length of training)")
         _require(0 <= self.ema_decay < 1,
                  f"train.ema_decay: expected 0 (off) or a value in (0, 1), got {self.ema_decay}")
-
 
 
 @dataclass(frozen=True)
