@@ -89,6 +89,7 @@ from .options import (  # noqa: F401  (PRECISIONS, BACKENDS, REFINES re-exported
     BACKENDS,
     INFERENCE_SCALE,
     MAX_PIXELS,
+    MIN_SIDE,
     MODE,
     PRECISION,
     PRECISIONS,
@@ -96,7 +97,6 @@ from .options import (  # noqa: F401  (PRECISIONS, BACKENDS, REFINES re-exported
     REFINES,
 )
 
-MIN_SIDE = 16
 # Float input further outside [0, 1] than this is taken as a scale mistake (e.g. 0-255 floats).
 _FLOAT_LOW, _FLOAT_HIGH = -0.5, 1.5
 # Guided upsampling: window radius in low-resolution pixels and ridge regularisation

@@ -18,7 +18,9 @@ from ..utils.config import Check, ConfigError, ErrorFactory, check_type, config_
 
 #: Mode suffixes that force the memory layout (``fast+nhwc``), for benchmarks; see inference.fastpath.
 MODE_SUFFIXES = ("nhwc", "nchw")
-MIN_MAX_PIXELS = 16 * 16
+#: The smallest side the engine takes, in pixels (the network downsamples by 16; smaller images are not upscaled).
+MIN_SIDE = 16
+MIN_MAX_PIXELS = MIN_SIDE * MIN_SIDE
 #: Default haze level below which frames are passed through (calibrated on real photos; see the README), and the
 #: width of the blend band above it, where the output fades from the input to the network's output
 #: (:mod:`dcmpnet_core.inference.haze_level`).  Here, torch- and NumPy-free, for --help and the ROS parameters.

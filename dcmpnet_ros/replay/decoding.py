@@ -7,11 +7,10 @@ from typing import Any, Callable, NamedTuple
 
 from rosbags.convert.converter import generate_message_converter
 
+from dcmpnet_core.inference.options import MIN_SIDE  # the engine refuses smaller images: a skip reason here
+
 from ..conversions import MessageRejected, copy_camera_info, decode_message
 from .topics import CAMERA_INFO_TYPE, IMAGE_TYPE
-
-# The dehazing engine rejects smaller images (the network downsamples by 16); counted as a skip reason here.
-MIN_SIDE = 16
 
 
 class InfoItem(NamedTuple):
