@@ -24,9 +24,10 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 import numpy as np
 import rclpy
@@ -40,9 +41,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from dcmpnet_ros.conversions import encode_image
+from dcmpnet_ros.diagnostics import LatencyStats
 from dcmpnet_ros.params import NodeParams, load_params_yaml
 from dcmpnet_ros.pipeline import apply_torch_threads, load_engine
-from dcmpnet_ros.pipeline_bench import _frames, engine_fps
+from dcmpnet_ros.pipeline_bench import camera_frames, engine_fps
 
 
 class CameraAndProbe(Node):
@@ -51,7 +53,6 @@ class CameraAndProbe(Node):
     def __init__(self, frames: list[np.ndarray], rate_hz: float):
         super().__init__("dcmpnet_node_bench")
         self._frames = frames
-        self._n = 0
         self._pub = self.create_publisher(Image, "image", qos_profile_sensor_data)
         self.create_subscription(Image, "dehazed/image", self._on_output, qos_profile_sensor_data)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -59,19 +60,16 @@ class CameraAndProbe(Node):
         self.create_timer(1.0 / rate_hz, self._tick)
         self.sent = 0
         self.ages_ms: list[float] = []
-        self.arrivals: list[float] = []
 
     def _tick(self) -> None:
         header = Header(frame_id="camera", stamp=self.get_clock().now().to_msg())
-        self._pub.publish(encode_image(Image, header, self._frames[self._n % len(self._frames)], "rgb8"))
-        self._n += 1
+        self._pub.publish(encode_image(Image, header, self._frames[self.sent % len(self._frames)], "rgb8"))
         self.sent += 1
 
     def _on_output(self, msg: Image) -> None:
         now = self.get_clock().now().nanoseconds
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         self.ages_ms.append((now - stamp) / 1e6)
-        self.arrivals.append(time.monotonic())
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -86,15 +84,15 @@ def _number(text: str | None) -> float:
         return float("nan")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+def _start_node(params_file: Path, lifecycle: bool, log: IO[str]) -> subprocess.Popen:
+    """The node as its own process, as ``ros2 run`` starts it.
 
-
-def _start_node(params_file: Path, lifecycle: bool, env: dict) -> subprocess.Popen:
+    Its log goes to ``log``, not to a pipe that nobody reads while the measurement runs (a full pipe would stall
+    the node).
+    """
     module = "dcmpnet_ros.lifecycle_node" if lifecycle else "dcmpnet_ros.node"
     cmd = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_file), "-p", "lazy:=false"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def _activate_lifecycle(probe: Node, executor: SingleThreadedExecutor, timeout: float) -> None:
@@ -123,8 +121,8 @@ def _activate_lifecycle(probe: Node, executor: SingleThreadedExecutor, timeout: 
 def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, seconds: float,
                  lifecycle: bool = False, startup_timeout: float = 300.0) -> dict:
     """Run the node process against a camera at ``rate_hz``; output rate and frame ages over ``seconds``."""
-    env = dict(os.environ)
-    node = _start_node(params_file, lifecycle, env)
+    log = tempfile.TemporaryFile("w+")
+    node = _start_node(params_file, lifecycle, log)
     probe = CameraAndProbe(frames, rate_hz)
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
@@ -134,24 +132,25 @@ def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, se
         deadline = time.monotonic() + startup_timeout
         while not probe.ages_ms:                               # model load + warm-up, then the first output
             if node.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the node produced no output (exit {node.poll()}): {node.stderr.read()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"the node produced no output (exit {node.poll()}): {log.read()[-2000:]}")
             executor.spin_once(timeout_sec=0.05)
         end = time.monotonic() + 2.0
         while time.monotonic() < end:                          # settle
             executor.spin_once(timeout_sec=0.05)
         probe.ages_ms.clear()
-        probe.arrivals.clear()
         sent0, start = probe.sent, time.monotonic()
         while time.monotonic() - start < seconds:
             executor.spin_once(timeout_sec=0.05)
         elapsed = time.monotonic() - start
-        ages = list(probe.ages_ms)
+        ages = LatencyStats(maxlen=max(1, len(probe.ages_ms)))     # the node's own p95 definition
+        for age in probe.ages_ms:
+            ages.add(max(0.0, age))
         view = probe.node_view
-        return {"input_hz": (probe.sent - sent0) / elapsed, "output_hz": len(ages) / elapsed,
+        return {"input_hz": (probe.sent - sent0) / elapsed, "output_hz": len(probe.ages_ms) / elapsed,
                 "node_age_mean_ms": _number(view.get("frame age mean (ms)")),
                 "node_latency_mean_ms": _number(view.get("inference latency mean (ms)")),
-                "age_median_ms": statistics.median(ages), "age_p95_ms": _percentile(ages, 0.95),
-                "age_max_ms": max(ages)}
+                "age_median_ms": statistics.median(probe.ages_ms), "age_p95_ms": ages.p95, "age_max_ms": ages.max}
     finally:
         executor.remove_node(probe)
         probe.destroy_node()
@@ -160,6 +159,7 @@ def measure_node(params_file: Path, frames: list[np.ndarray], rate_hz: float, se
             node.wait(timeout=20)
         except subprocess.TimeoutExpired:
             node.kill()
+        log.close()
 
 
 def engine_alone(params: NodeParams, frames: list[np.ndarray], seconds: float,
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if os.environ.get("ROS_DISTRO") == "humble":                # Humble has no discovery range
         os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
-    frames = _frames(height, width)
+    frames = camera_frames(height, width)
     default_threads = apply_torch_threads(0)           # torch's default, before any parameters file changes it
     rclpy.init()
     try:

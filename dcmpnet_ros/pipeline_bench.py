@@ -103,7 +103,8 @@ def pipeline_run(engine: Any, frames: Sequence[np.ndarray], rate_hz: float, seco
             "dropped_stale": pipe.stats.dropped_stale}
 
 
-def _frames(height: int, width: int, count: int = 4) -> list[np.ndarray]:
+def camera_frames(height: int, width: int, count: int = 4) -> list[np.ndarray]:
+    """``count`` smooth random (H,W,3) uint8 frames, each shifted from the last, as a moving camera's."""
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), np.uint8)
 
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = NodeParams(weights=args.weights, backend=args.backend, precision=args.precision, device=args.device,
                         max_pixels=args.max_pixels or 0)
     engine = load_engine(params)
-    frames = _frames(height, width)
+    frames = camera_frames(height, width)
     print("| torch threads | engine alone (fps) | pipeline out (Hz) | out / min(engine, camera) | "
           "frame age median (ms) | age p95 (ms) | engine latency (ms) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -219,9 +219,9 @@ def test_depth_mode_line_says_relative_is_not_metres():
 
 
 def test_pipeline_bench_measures_output_rate_and_frame_age(dcp):
-    from dcmpnet_ros.pipeline_bench import _frames, engine_fps, pipeline_run
+    from dcmpnet_ros.pipeline_bench import camera_frames, engine_fps, pipeline_run
 
-    frames = _frames(48, 64, count=2)
+    frames = camera_frames(48, 64, count=2)
     assert engine_fps(dcp, frames, 0.3) > 1.0
     run = pipeline_run(dcp, frames, rate_hz=20.0, seconds=1.0)
     assert 5.0 < run["input_hz"] < 25.0
