@@ -57,7 +57,7 @@ class DehazeLifecycleNode(DehazeRos, LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
-        freed = release_accelerator_memory(self._device()) if self.pipeline is not None else False
+        freed = release_accelerator_memory(self.pipeline.stats.device) if self.pipeline is not None else False
         self.get_logger().info("inactive: unsubscribed" + ("; CUDA cache released" if freed else ""))
         return super().on_deactivate(state)
 
@@ -76,13 +76,9 @@ class DehazeLifecycleNode(DehazeRos, LifecycleNode):
     def _release(self) -> None:
         if self.pipeline is None:
             return
-        device = self._device()
+        device = self.pipeline.stats.device          # recorded when the engine was built (configure)
         self._close(self._destroy_lifecycle_publisher)
         release_accelerator_memory(device)
-
-    def _device(self) -> str:
-        """The engine's device ("cpu" for an engine without one, e.g. a wrapped callable)."""
-        return str(getattr(self.pipeline.engine, "device", "cpu"))
 
     def destroy_node(self) -> None:
         if self.pipeline is not None:

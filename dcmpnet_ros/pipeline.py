@@ -52,7 +52,7 @@ def load_engine(params: NodeParams) -> Any:
 def apply_torch_threads(threads: int) -> int | None:
     """Set torch's intra-op thread count when ``threads`` > 0; returns the count now in force (None: no torch)."""
     try:
-        # torch is optional here: a DCP-only install runs without it
+        # not at the top: importing the node's ROS-free core loads no torch; without torch there is nothing to set
         import torch
     except ImportError:
         return None
