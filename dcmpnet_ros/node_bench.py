@@ -10,6 +10,9 @@ Needs a sourced ROS 2 (rclpy). In one run, on one machine:
 
     python -m dcmpnet_ros.node_bench --params-file config/dehaze_cpu_live.yaml --rate 30 --seconds 20
 
+Both run the network on every frame (``bypass_below: 0``): the synthetic camera frames would read as clear and
+be passed through undehazed, which measures the pass-through, not the node under fog.
+
 The last two columns are the node's own diagnostics (``/diagnostics``): its inference latency, and the frame age
 when it publishes; the rest of the measured age is the way back to the subscriber. The ratio columns are the
 issue's targets: node rate / min(engine rate, camera rate) and frame age / engine
@@ -91,7 +94,8 @@ def _start_node(params_file: Path, lifecycle: bool, log: IO[str]) -> subprocess.
     the node).
     """
     module = "dcmpnet_ros.lifecycle_node" if lifecycle else "dcmpnet_ros.node"
-    cmd = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_file), "-p", "lazy:=false"]
+    cmd = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_file), "-p", "lazy:=false",
+           "-p", "bypass_below:=0.0"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
 
 
@@ -208,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "latency mean (ms) | frame age at publish, mean (ms) |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for path in args.params_file:
-            params = load_params_yaml(path)
+            params = load_params_yaml(path).replace(bypass_below=0.0)    # as the node is started: see the docstring
             fps, latency = engine_alone(params, frames, args.seconds, default_threads)
             run = measure_node(path, frames, args.rate, args.seconds, args.lifecycle)
             print(f"| {path.name} | {fps:.2f} | {latency:.1f} | {run['output_hz']:.2f} | "

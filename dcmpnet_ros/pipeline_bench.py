@@ -126,8 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         height, width = parse_size(args.size)
     except CommandError as exc:
         parser.error(str(exc))
+    # bypass_below 0: the network runs on every frame (the synthetic frames would read as clear and pass through)
     params = NodeParams(weights=args.weights, backend=args.backend, precision=args.precision, device=args.device,
-                        max_pixels=args.max_pixels or 0)
+                        bypass_below=0.0, max_pixels=args.max_pixels or 0)
     engine = load_engine(params)
     frames = camera_frames(height, width)
     print("| torch threads | engine alone (fps) | pipeline out (Hz) | out / min(engine, camera) | "
